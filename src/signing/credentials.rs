@@ -1,0 +1,103 @@
+//! Reading signing keys: a service-account key JSON (RSA) or the JSON that
+//! `gcloud storage hmac create --format=json` prints (HMAC).
+
+use super::{HmacSigner, RsaSigner, Signer, SigningError};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Reads a key file and makes the signer it describes.
+pub fn load_signer(path: &Path) -> Result<Arc<dyn Signer>, SigningError> {
+    let bytes = std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    signer_from_json(&bytes)
+}
+
+/// Makes a signer from the text of a key file.
+pub fn signer_from_json(bytes: &[u8]) -> Result<Arc<dyn Signer>, SigningError> {
+    let invalid = |msg: &str| SigningError::KeyFileInvalid(msg.to_owned());
+    // serde_json's messages name a line and column, never the text itself.
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(&format!("not JSON ({e})")))?;
+    let Some(doc) = doc.as_object() else {
+        return Err(invalid("expected a JSON object"));
+    };
+    if doc.contains_key("private_key") {
+        if let Some(kind) = doc
+            .get("type")
+            .and_then(Value::as_str)
+            .filter(|k| *k != "service_account")
+        {
+            return Err(SigningError::KeyFileInvalid(format!(
+                "\"type\" is {kind:?}, expected \"service_account\""
+            )));
+        }
+        let email = doc
+            .get("client_email")
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| invalid("service-account key without \"client_email\""))?;
+        let pem = doc
+            .get("private_key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("\"private_key\" is not a string"))?;
+        let key = rsa_key_from_pem(pem)?;
+        return Ok(Arc::new(RsaSigner::new(email.to_owned(), key)));
+    }
+    let access_id = doc
+        .get("metadata")
+        .and_then(|m| m.get("accessId"))
+        .and_then(Value::as_str);
+    let secret = doc.get("secret").and_then(Value::as_str);
+    match (access_id, secret) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok(Arc::new(HmacSigner::new(id.to_owned(), secret)))
+        }
+        _ => Err(invalid(
+            "expected a service-account key (client_email, private_key) or the output of \
+             `gcloud storage hmac create --format=json` (metadata.accessId, secret)",
+        )),
+    }
+}
+
+/// Parses a PEM private key, telling a non-RSA key apart from a broken one.
+pub fn rsa_key_from_pem(pem_text: &str) -> Result<RsaKeyPair, SigningError> {
+    let block = pem::parse(pem_text)
+        .map_err(|e| SigningError::KeyInvalid(format!("not a PEM block ({e})")))?;
+    let der = block.contents();
+    match block.tag() {
+        "PRIVATE KEY" => RsaKeyPair::from_pkcs8(der).map_err(|rejected| {
+            if let Some(kind) = non_rsa_pkcs8(der) {
+                SigningError::KeyNotRsa(kind)
+            } else {
+                SigningError::KeyInvalid(format!("PKCS#8 key rejected ({rejected})"))
+            }
+        }),
+        "RSA PRIVATE KEY" => RsaKeyPair::from_der(der).map_err(|rejected| {
+            SigningError::KeyInvalid(format!("PKCS#1 key rejected ({rejected})"))
+        }),
+        "EC PRIVATE KEY" => Err(SigningError::KeyNotRsa("EC")),
+        other => Err(SigningError::KeyInvalid(format!(
+            "unexpected PEM block {other:?}"
+        ))),
+    }
+}
+
+fn non_rsa_pkcs8(der: &[u8]) -> Option<&'static str> {
+    let ec = [
+        (&signature::ECDSA_P256_SHA256_ASN1_SIGNING, "EC P-256"),
+        (&signature::ECDSA_P384_SHA384_ASN1_SIGNING, "EC P-384"),
+        (&signature::ECDSA_P521_SHA512_ASN1_SIGNING, "EC P-521"),
+    ];
+    for (alg, name) in ec {
+        if EcdsaKeyPair::from_pkcs8(alg, der).is_ok() {
+            return Some(name);
+        }
+    }
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+        .is_ok()
+        .then_some("Ed25519")
+}
