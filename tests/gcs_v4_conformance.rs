@@ -3,6 +3,8 @@
 //! POST-policy cases, each its own test. Without the folder every case is reported as skipped
 //! (ignored), never as passed.
 
+mod support;
+
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use storage_broker::signing::{
     BucketName, Condition, Endpoint, Expiry, HostPort, ObjectName, PostKey, PostPolicyRequest,
     Scheme, Signer, UrlRequest, UrlSigner, UrlStyle, load_signer, prepare_post_policy,
 };
+use support::{expect_eq, expect_same_fields, pairs, str_field};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -186,14 +189,7 @@ fn post_policy_case(case: &Value, signer: Arc<dyn Signer>) -> Result<(), Failed>
         .post_policy(&request, at)
         .map_err(|e| e.to_string())?;
     expect_eq("URL", str_field(output, "url")?, &policy.url)?;
-    let mut got: Vec<(String, String)> = policy.fields;
-    let mut expected = pairs(&output["fields"]);
-    got.sort();
-    expected.sort();
-    if got != expected {
-        return Err(format!("fields differ\nexpected: {expected:#?}\n     got: {got:#?}").into());
-    }
-    Ok(())
+    expect_same_fields(pairs(&output["fields"]), policy.fields)
 }
 
 fn scheme(case: &Value) -> Result<Scheme, Failed> {
@@ -217,30 +213,6 @@ fn style(case: &Value) -> Result<UrlStyle, Failed> {
 fn timestamp(case: &Value) -> Result<OffsetDateTime, Failed> {
     OffsetDateTime::parse(str_field(case, "timestamp")?, &Rfc3339)
         .map_err(|e| Failed::from(e.to_string()))
-}
-
-fn str_field<'a>(case: &'a Value, key: &str) -> Result<&'a str, Failed> {
-    case[key]
-        .as_str()
-        .ok_or_else(|| format!("vector has no string {key:?}").into())
-}
-
-fn pairs(map: &Value) -> Vec<(String, String)> {
-    map.as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn expect_eq(what: &str, expected: &str, got: &str) -> Result<(), Failed> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(format!("{what} differs\nexpected: {expected:?}\n     got: {got:?}").into())
-    }
 }
 
 fn base64_decode(text: &str) -> Result<String, Failed> {

@@ -34,7 +34,8 @@ pub struct PostPolicyRequest {
     pub key: PostKey,
     pub expiry: Expiry,
     /// Form fields the upload must carry exactly (e.g. `content-type`, `x-goog-meta-*`,
-    /// `success_action_status`). Fields named `x-ignore-*` are returned but not signed.
+    /// `success_action_status`). Fields named `x-ignore-*` are left out: GCS ignores them, so a
+    /// form may carry them unsigned.
     pub fields: Vec<(String, String)>,
     pub conditions: Vec<Condition>,
 }
@@ -110,7 +111,12 @@ pub fn prepare_post_policy(
         url.push('/');
     }
 
-    let mut fields = request.fields.clone();
+    let mut fields: Vec<(String, String)> = request
+        .fields
+        .iter()
+        .filter(|(name, _)| !name.starts_with("x-ignore-"))
+        .cloned()
+        .collect();
     for (name, _) in &fields {
         let bad = |reason| SigningError::InvalidPolicyField {
             name: name.clone(),

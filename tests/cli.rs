@@ -1,0 +1,273 @@
+//! The offline signer as operators and outside checks run it: flags as DESIGN.md gives them,
+//! the URL alone (or the policy JSON) on stdout, one line on stderr and a non-zero exit otherwise.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn broker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+        .args(args)
+        .output()
+        .expect("run storage-broker")
+}
+
+fn tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn known_answers() -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(tests_dir().join("known_answers/cases.json")).expect("cases.json");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+fn key_file(case: &Value) -> String {
+    let name = if case["key"] == "hmac" {
+        "test-hmac-key.json"
+    } else {
+        "test-service-account.json"
+    };
+    tests_dir()
+        .join("fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8")
+}
+
+/// Runs the command and checks it failed with exactly one line on stderr, which it returns.
+fn one_line_error(args: &[&str]) -> String {
+    let out = broker(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(out.stdout.is_empty(), "nothing on stdout when failing");
+    let err = String::from_utf8(out.stderr).expect("UTF-8");
+    assert_eq!(
+        err.matches('\n').count(),
+        1,
+        "one line on stderr, got {err:?}"
+    );
+    assert!(err.starts_with("storage-broker: "), "{err:?}");
+    err
+}
+
+/// Each known-answer URL (from python google-cloud-storage, or the GCS HMAC scheme) comes out of
+/// `sign-url` byte for byte, with flags written as `--name=value`.
+#[test]
+fn sign_url_reproduces_the_known_answers() {
+    let cases: Vec<Value> = known_answers()
+        .into_iter()
+        .filter(|c| c["kind"] == "url")
+        .collect();
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let input = &case["input"];
+        let mut args = vec![
+            "sign-url".to_owned(),
+            format!("--credentials={}", key_file(&case)),
+            format!("--method={}", input["method"].as_str().expect("method")),
+            format!("--bucket={}", input["bucket"].as_str().expect("bucket")),
+            format!("--expires={}", input["expires"]),
+            format!("--at={}", input["at"].as_str().expect("at")),
+        ];
+        if let Some(object) = input["object"].as_str() {
+            args.push(format!("--object={object}"));
+        }
+        for pair in input["headers"].as_array().into_iter().flatten() {
+            args.push(format!(
+                "--header={}: {}",
+                pair[0].as_str().expect("name"),
+                pair[1].as_str().expect("value")
+            ));
+        }
+        for pair in input["query"].as_array().into_iter().flatten() {
+            args.extend([
+                "--query".to_owned(),
+                format!(
+                    "{}={}",
+                    pair[0].as_str().expect("n"),
+                    pair[1].as_str().expect("v")
+                ),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let url = stdout(&broker(&args));
+        assert_eq!(
+            url.trim_end_matches('\n'),
+            case["expected"]["url"].as_str().expect("url"),
+            "{}",
+            case["name"]
+        );
+    }
+}
+
+#[test]
+fn sign_post_policy_prints_url_and_fields() {
+    let case = known_answers()
+        .into_iter()
+        .find(|c| c["kind"] == "post_policy")
+        .expect("a POST case");
+    let input = &case["input"];
+    let key = key_file(&case);
+    let mut args = vec![
+        "sign-post-policy",
+        "--credentials",
+        &key,
+        "--bucket",
+        input["bucket"].as_str().expect("bucket"),
+        "--object",
+        input["object"].as_str().expect("object"),
+        "--expires",
+        "900",
+        "--at",
+        input["at"].as_str().expect("at"),
+        "--starts-with",
+        "content-type=image/",
+        "--content-length-range",
+        "1,5242880",
+    ];
+    let fields: Vec<String> = input["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|p| {
+            format!(
+                "{}={}",
+                p[0].as_str().expect("n"),
+                p[1].as_str().expect("v")
+            )
+        })
+        .collect();
+    for field in &fields {
+        args.extend(["--field", field]);
+    }
+    let out: Value = serde_json::from_str(&stdout(&broker(&args))).expect("JSON on stdout");
+    assert_eq!(out["url"], case["expected"]["url"]);
+    let expected: serde_json::Map<String, Value> = case["expected"]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .map(|p| (p[0].as_str().expect("n").to_owned(), p[1].clone()))
+        .collect();
+    assert_eq!(out["fields"], Value::Object(expected));
+}
+
+#[test]
+fn bad_input_is_one_line_and_non_zero() {
+    let key = tests_dir()
+        .join("fixtures/test-service-account.json")
+        .display()
+        .to_string();
+    let base = ["sign-url", "--credentials", &key, "--bucket", "my-bucket"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| (*s).to_owned()).collect()
+    };
+    let cases: [(Vec<String>, &str); 9] = [
+        (
+            with(&["--method", "PATCH", "--expires=60"]),
+            "unknown method",
+        ),
+        (
+            with(&["--method", "GET", "--expires=60", "--object", ".."]),
+            "invalid object name",
+        ),
+        (
+            with(&["--method", "GET", "--expires=60", "--object", "a\nb"]),
+            "line feed",
+        ),
+        (with(&["--method", "GET", "--expires=0"]), "604800"),
+        (
+            with(&["--method", "GET", "--expires=60", "--header", "no-colon"]),
+            "Name: value",
+        ),
+        (
+            with(&[
+                "--method",
+                "GET",
+                "--expires=60",
+                "--url-style",
+                "bucket-bound",
+            ]),
+            "--bucket-bound-hostname",
+        ),
+        (
+            with(&[
+                "--method",
+                "GET",
+                "--expires=60",
+                "--query",
+                "X-Goog-Signature=x",
+            ]),
+            "set by the signer",
+        ),
+        (
+            with(&["--method", "GET", "--expires=60", "--at", "yesterday"]),
+            "RFC 3339",
+        ),
+        (
+            with(&["--method", "GET", "--expires=60", "--endpoint", "ftp://x"]),
+            "invalid endpoint",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = one_line_error(&args);
+        assert!(
+            err.contains(needle),
+            "{args:?}: {err:?} should mention {needle:?}"
+        );
+    }
+    let err = one_line_error(&[
+        "sign-url",
+        "--credentials",
+        "/no/such/key.json",
+        "--method",
+        "GET",
+        "--bucket",
+        "my-bucket",
+        "--expires",
+        "60",
+    ]);
+    assert!(err.contains("cannot read key file"), "{err}");
+    let err = one_line_error(&[
+        "sign-url",
+        "--credentials",
+        &key,
+        "--method",
+        "GET",
+        "--bucket",
+        "Bad_Bucket",
+        "--expires",
+        "60",
+    ]);
+    assert!(err.contains("invalid bucket name"), "{err}");
+    let err = one_line_error(&[
+        "sign-post-policy",
+        "--credentials",
+        &key,
+        "--bucket",
+        "my-bucket",
+        "--object",
+        "o",
+        "--expires",
+        "60",
+        "--content-length-range",
+        "10,1",
+    ]);
+    assert!(err.contains("MIN,MAX"), "{err}");
+}
+
+#[test]
+fn help_exits_zero() {
+    let out = broker(&["sign-url", "--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--bucket-bound-hostname"));
+}
