@@ -3,7 +3,25 @@
 //!
 //! Signing is split in three so that any [`Signer`] (a local key now, IAM `signBlob` later) can
 //! sign what canonicalisation produced: [`prepare_url`] → [`Signer::sign`] → [`PreparedUrl::finish`].
-//! [`UrlSigner`] does the three in one call for local keys.
+//! [`UrlSigner`] does the three in one call for local keys:
+//!
+//! ```
+//! use storage_broker::signing::*;
+//! # fn main() -> Result<(), SigningError> {
+//! let key = load_signer("tests/fixtures/test-hmac-key.json".as_ref())?;
+//! let signer = UrlSigner::new(key, Endpoint::default(), UrlStyle::Path);
+//! let request = UrlRequest::new(
+//!     Method::Put,
+//!     BucketName::parse("my-bucket")?,
+//!     Some(ObjectName::parse("users/alice/cat.png")?),
+//!     Expiry::from_secs(600)?,
+//! )
+//! .header("Content-Type", "image/png");
+//! let signed = signer.sign(&request, time::OffsetDateTime::now_utc())?;
+//! assert!(signed.url.starts_with("https://storage.googleapis.com/my-bucket/users/alice/cat.png?"));
+//! assert_eq!(signed.headers, [("content-type".to_owned(), "image/png".to_owned())]);
+//! # Ok(()) }
+//! ```
 
 mod credentials;
 mod encoding;
