@@ -1,6 +1,7 @@
 //! The `storage-broker` command line. Each command's failure is one line on stderr and a
 //! non-zero exit.
 
+mod service;
 mod sign;
 
 use clap::{Parser, Subcommand};
@@ -16,10 +17,26 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service (configuration from the environment; see the README).
+    Serve,
+    /// Apply the database migrations to DATABASE_URL and exit.
+    Migrate,
+    /// Work with policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Sign a GCS V4 URL offline and print it.
     SignUrl(sign::SignUrlArgs),
     /// Sign a GCS V4 POST policy for an HTML form upload and print {"url", "fields"} as JSON.
     SignPostPolicy(sign::SignPostPolicyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policies directory (roles.toml, classes.toml) and exit.
+    Check {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Parses the process's arguments and runs the command.
@@ -39,6 +56,9 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Serve => service::serve(),
+        Command::Migrate => service::migrate(),
+        Command::Policy(PolicyCommand::Check { dir }) => service::policy_check(&dir),
         Command::SignUrl(args) => sign::sign_url(args),
         Command::SignPostPolicy(args) => sign::sign_post_policy(args),
     };

@@ -1,0 +1,163 @@
+//! One error type for the API, answered as `application/problem+json` (RFC 9457) with a stable
+//! `code`. Bodies of 5xx answers say nothing internal; the cause goes to the log.
+
+use crate::signing::SigningError;
+use crate::store::StoreError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answer.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Missing or bad token; the reason is logged, not answered.
+    Unauthorized,
+    /// The bucket does not exist or the caller may not know it does.
+    NotFound,
+    /// The caller sees the bucket but lacks the right.
+    Forbidden,
+    /// No such route.
+    NoRoute,
+    MethodNotAllowed,
+    /// Bad input, with a stable code.
+    BadRequest {
+        code: &'static str,
+        detail: String,
+    },
+    PayloadTooLarge(String),
+    UnsupportedMediaType(String),
+    /// The database (or another dependency) is down: retry.
+    Unavailable,
+    /// A bug; the cause was logged.
+    Internal,
+}
+
+impl ApiError {
+    /// A 400 with `code`.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::NoRoute => "no_route",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadRequest { code, .. } => code,
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The human-readable detail.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unauthorized => "a valid bearer token is required".into(),
+            Self::NotFound => "no such bucket".into(),
+            Self::Forbidden => "not allowed".into(),
+            Self::NoRoute => "no such route".into(),
+            Self::MethodNotAllowed => "method not allowed on this route".into(),
+            Self::BadRequest { detail, .. }
+            | Self::PayloadTooLarge(detail)
+            | Self::UnsupportedMediaType(detail) => detail.clone(),
+            Self::Unavailable => "the service is temporarily unavailable; retry shortly".into(),
+            Self::Internal => "internal error".into(),
+        }
+    }
+
+    /// The body of a problem answer, also used for per-item errors in batches.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            r#type: format!("urn:storage-broker:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+            code: self.code().to_owned(),
+        }
+    }
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code.
+    pub code: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        match self {
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                Self::Unavailable
+            }
+            StoreError::Other(cause) => {
+                tracing::error!(%cause, "database error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<SigningError> for ApiError {
+    fn from(err: SigningError) -> Self {
+        match err {
+            SigningError::Backend(cause) => {
+                tracing::error!(%cause, "signing failed");
+                Self::Internal
+            }
+            other => Self::bad_request(other.code(), other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Request extractors: the JSON body (rejections as problem+json) and the authenticated caller.
+
+use super::{ApiError, AppState};
+use crate::identity::{Principal, bearer_token};
+use crate::store::BucketRecord;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+/// `axum::Json`, with every rejection answered as problem+json.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(e)) => {
+                Err(ApiError::UnsupportedMediaType(e.body_text()))
+            }
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge(
+                    "the request body is too large".into(),
+                ))
+            }
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::bad_request("invalid_request", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request("invalid_json", e.body_text())),
+        }
+    }
+}
+
+/// A caller whose token verified, with their personal bucket (made on their first request).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub principal: Principal,
+    pub personal_bucket: BucketRecord,
+    /// `user:`, `group:`, `role:` principals and `authenticated`.
+    pub grant_principals: Vec<String>,
+    /// The subject and `group:<path>` per group: how project memberships name the caller.
+    pub member_keys: Vec<String>,
+    pub admin: bool,
+    /// Index of the highest classification level among the caller's roles.
+    pub clearance: usize,
+    pub request_id: String,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let request_id = super::request_id(&parts.headers);
+        let Some(token) = bearer_token(&parts.headers) else {
+            tracing::info!(request_id, "401: no bearer token");
+            return Err(ApiError::Unauthorized);
+        };
+        let principal = match state.verifier.verify(token).await {
+            Ok(principal) => principal,
+            Err(reason) => {
+                tracing::info!(request_id, %reason, "401: token refused");
+                return Err(ApiError::Unauthorized);
+            }
+        };
+        let personal_bucket = state.personal_bucket(&principal).await?;
+        let admin = principal.roles.iter().any(|r| *r == state.admin_role);
+        let levels = &state.policies.classes.levels;
+        let clearance = principal
+            .roles
+            .iter()
+            .filter_map(|r| levels.iter().position(|l| l == r))
+            .max()
+            .unwrap_or(0);
+        Ok(Self {
+            grant_principals: principal.grant_principals(),
+            member_keys: principal.member_keys(),
+            principal,
+            personal_bucket,
+            admin,
+            clearance,
+            request_id,
+        })
+    }
+}

@@ -1,0 +1,51 @@
+//! `GET /v1/me`: who the broker thinks the caller is.
+
+use super::{ApiError, AppState, Caller};
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+/// The caller.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Me {
+    pub subject: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub personal_bucket: String,
+    pub projects: Vec<ProjectRole>,
+}
+
+/// A project the caller belongs to, directly or through a group, with that membership's role.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectRole {
+    pub slug: String,
+    pub role: String,
+}
+
+/// The caller's identity, personal bucket and projects.
+#[utoipa::path(get, path = "/v1/me", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = super::Problem, content_type = "application/problem+json")))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
+    let projects = state
+        .store
+        .memberships(&caller.member_keys)
+        .await?
+        .into_iter()
+        .map(|m| ProjectRole {
+            slug: m.project,
+            role: m.role,
+        })
+        .collect();
+    let p = caller.principal;
+    Ok(Json(Me {
+        subject: p.subject,
+        username: p.username,
+        email: p.email,
+        groups: p.groups,
+        roles: p.roles,
+        personal_bucket: caller.personal_bucket.name,
+        projects,
+    }))
+}

@@ -1,0 +1,160 @@
+//! The HTTP API: axum routes, one module per resource, problem+json errors, OpenAPI.
+
+mod buckets;
+mod error;
+mod extract;
+mod health;
+mod me;
+mod metrics;
+mod openapi;
+mod sign;
+
+pub use error::{ApiError, Problem};
+pub use extract::{ApiJson, Caller};
+pub use metrics::Metrics;
+
+use crate::identity::{Principal, TokenVerifier};
+use crate::policy::Policies;
+use crate::signing::UrlSigner;
+use crate::store::{AuditLog, BucketRecord, Store};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares.
+pub struct Services {
+    pub store: Store,
+    pub audit: AuditLog,
+    pub verifier: TokenVerifier,
+    pub policies: Policies,
+    pub signer: UrlSigner,
+    pub admin_role: String,
+    pub metrics: Metrics,
+    /// Subject → personal bucket, so a known user costs no query.
+    personal: moka::future::Cache<String, BucketRecord>,
+}
+
+/// The handlers' state.
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        store: Store,
+        audit: AuditLog,
+        verifier: TokenVerifier,
+        policies: Policies,
+        signer: UrlSigner,
+        admin_role: String,
+    ) -> Self {
+        let personal = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(600))
+            .build();
+        Self(Arc::new(Services {
+            store,
+            audit,
+            verifier,
+            policies,
+            signer,
+            admin_role,
+            metrics: Metrics::default(),
+            personal,
+        }))
+    }
+}
+
+impl Services {
+    /// The caller's personal bucket, made on their first request.
+    pub async fn personal_bucket(&self, principal: &Principal) -> Result<BucketRecord, ApiError> {
+        if let Some(bucket) = self.personal.get(&principal.subject).await {
+            return Ok(bucket);
+        }
+        let class = self.policies.classes.personal();
+        let level = &self.policies.classes.levels[class.classification];
+        let bucket = self
+            .store
+            .ensure_personal_bucket(
+                &principal.subject,
+                principal.username.as_deref(),
+                class,
+                level,
+            )
+            .await?;
+        self.personal
+            .insert(principal.subject.clone(), bucket.clone())
+            .await;
+        Ok(bucket)
+    }
+}
+
+/// The request id that `SetRequestIdLayer` put on the request.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// Requests larger than this are refused, except batches.
+const BODY_LIMIT: usize = 256 * 1024;
+/// 10,000 sign requests with long names and metadata.
+const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// All routes with their middleware.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/me", get(me::me))
+        .route("/v1/sign", post(sign::sign))
+        .route(
+            "/v1/sign/batch",
+            post(sign::batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
+        .route("/v1/upload-policy", post(sign::upload_policy))
+        .route("/v1/buckets", get(buckets::list))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Runs `work` on the signing pool (rayon, one thread per core), so RSA signing never blocks
+/// the async runtime's workers.
+pub async fn on_signing_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.await.map_err(|_| {
+        tracing::error!("a signing task panicked");
+        ApiError::Internal
+    })
+}

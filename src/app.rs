@@ -1,0 +1,183 @@
+//! Builds the service from a [`Config`]: `serve`, the tests and `dev` all start it this way.
+
+use crate::api::{AppState, router};
+use crate::config::Config;
+use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
+use crate::policy::Policies;
+use crate::signing::{Endpoint, Scheme, UrlSigner, UrlStyle, load_signer};
+use crate::store::{AuditLog, Store};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Why the service could not start; the message names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct StartError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn start_error(setting: &'static str, message: impl ToString) -> StartError {
+    StartError {
+        setting,
+        message: message.to_string(),
+    }
+}
+
+/// The service, bound to its address, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Loads policies and the signing key, opens the database (lazily), loads the issuer's keys
+    /// (or keeps trying, not ready meanwhile) and binds the listener.
+    pub async fn build(config: &Config) -> Result<Self, StartError> {
+        let policies = Policies::load(&config.policies_dir)
+            .map_err(|e| start_error("BROKER_POLICIES_DIR", e))?;
+        let Some(key_file) = &config.signing_credentials else {
+            return Err(start_error(
+                "BROKER_SIGNING_CREDENTIALS",
+                "not set; keyless signing through the metadata server is not available in this version, give a key file",
+            ));
+        };
+        let key =
+            load_signer(key_file).map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?;
+        let endpoint = match &config.storage_endpoint {
+            Some(url) => Endpoint::custom(url, Scheme::Https)
+                .map_err(|e| start_error("BROKER_STORAGE_ENDPOINT", e))?,
+            None => Endpoint::default(),
+        };
+        let signer = UrlSigner::new(key, endpoint, UrlStyle::Path);
+
+        let store = Store::connect_lazy(config.database_url.expose(), config.db_max_connections)
+            .map_err(|e| start_error("DATABASE_URL", e))?;
+        if config.migrate_on_start {
+            store
+                .migrate()
+                .await
+                .map_err(|e| start_error("BROKER_MIGRATE", format!("migrations failed: {e}")))?;
+        }
+
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
+        let oidc = &config.oidc;
+        let keys = KeyStore::new(
+            JwksSource {
+                issuer: oidc.issuer.clone(),
+                jwks_url: oidc.jwks_url.clone(),
+                refetch_interval: oidc.refetch_interval,
+            },
+            http,
+        );
+        if let Err(err) = keys.refresh().await {
+            tracing::warn!(error = %err, "issuer keys not loaded yet; not ready until they are");
+        }
+        let rules = TokenRules {
+            issuer: oidc.issuer.clone(),
+            audiences: oidc.audiences.clone(),
+            algorithms: oidc.algorithms.clone(),
+            client_id: oidc.client_id.clone(),
+            leeway: oidc.leeway_seconds,
+        };
+        let audit = AuditLog::start(store.pool().clone());
+        let state = AppState::new(
+            store,
+            audit,
+            TokenVerifier::new(rules, keys),
+            policies,
+            signer,
+            config.admin_role.clone(),
+        );
+
+        let refresh_every = oidc.refresh_interval;
+        let refresher = state.clone();
+        tokio::spawn(async move {
+            loop {
+                // Quickly while no key is loaded, then at the configured pace.
+                let pause = if refresher.verifier.keys().has_keys() {
+                    refresh_every
+                } else {
+                    Duration::from_secs(2)
+                };
+                tokio::time::sleep(pause).await;
+                if let Err(err) = refresher.verifier.keys().refresh().await {
+                    tracing::warn!(error = %err, "JWKS refresh failed; keeping the cached keys");
+                }
+            }
+        });
+
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            start_error(
+                "BROKER_LISTEN",
+                format!("cannot listen on {}: {e}", config.listen),
+            )
+        })?;
+        Ok(Self {
+            listener,
+            state,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// The address it listens on (port 0 picks a free one).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state (tests reach the store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests for at most the
+    /// configured shutdown timeout.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let draining = Arc::new(Notify::new());
+        let signal = draining.clone();
+        let server =
+            axum::serve(self.listener, router(self.state)).with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining in-flight requests");
+                signal.notify_one();
+            });
+        let timeout = self.shutdown_timeout;
+        tokio::select! {
+            result = server.into_future() => result,
+            () = async { draining.notified().await; tokio::time::sleep(timeout).await } => {
+                tracing::warn!(?timeout, "shutdown timeout reached; dropping requests still in flight");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = interrupt => {}, () = terminate => {} }
+}

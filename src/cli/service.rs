@@ -1,0 +1,77 @@
+//! `serve`, `migrate` and `policy check`.
+
+use crate::app::{Application, shutdown_signal};
+use crate::config::Config;
+use crate::policy::Policies;
+use crate::store::Store;
+use std::path::Path;
+
+/// Logs to stderr: `BROKER_LOG` (or `RUST_LOG`) filters, default `info`; `BROKER_LOG_FORMAT=json`
+/// for JSON lines.
+pub fn init_logging() {
+    let filter = std::env::var("BROKER_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("BROKER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Runs the HTTP service until SIGINT or SIGTERM.
+pub fn serve() -> Result<(), String> {
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    init_logging();
+    runtime()?.block_on(async {
+        let app = Application::build(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = app.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, "storage-broker listening");
+        app.run_until(shutdown_signal())
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })
+}
+
+/// Applies the migrations to `DATABASE_URL` and exits.
+pub fn migrate() -> Result<(), String> {
+    let url =
+        std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL: required, not set".to_owned())?;
+    runtime()?.block_on(async {
+        let store = Store::connect_lazy(&url, 2).map_err(|e| format!("DATABASE_URL: {e}"))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| format!("migrations failed: {e}"))?;
+        println!("migrations applied");
+        Ok(())
+    })
+}
+
+/// Validates a policies directory.
+pub fn policy_check(dir: &Path) -> Result<(), String> {
+    let policies = Policies::load(dir).map_err(|e| e.to_string())?;
+    let roles: Vec<&str> = policies.roles.names().collect();
+    println!(
+        "{}: ok ({} roles: {}; classification levels: {})",
+        dir.display(),
+        roles.len(),
+        roles.join(", "),
+        policies.classes.levels.join(" < ")
+    );
+    Ok(())
+}

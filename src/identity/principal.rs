@@ -1,0 +1,101 @@
+//! The verified caller.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Who the caller is, from a verified token's claims.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    /// Keycloak group paths such as `/vision`.
+    pub groups: Vec<String>,
+    /// Realm roles, and the roles of the broker's own client (`resource_access.<client>.roles`).
+    pub roles: Vec<String>,
+    /// The client the token was issued to (`azp`).
+    pub client: Option<String>,
+}
+
+impl Principal {
+    /// The principals this caller matches in grants, `project:` aside: `user:<sub>`,
+    /// `group:<path>`, `role:<name>`, `authenticated`.
+    pub fn grant_principals(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(2 + self.groups.len() + self.roles.len());
+        out.push(format!("user:{}", self.subject));
+        out.extend(self.groups.iter().map(|g| format!("group:{g}")));
+        out.extend(self.roles.iter().map(|r| format!("role:{r}")));
+        out.push("authenticated".to_owned());
+        out
+    }
+
+    /// How project memberships name this caller: the subject, and `group:<path>` per group.
+    pub fn member_keys(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(1 + self.groups.len());
+        out.push(self.subject.clone());
+        out.extend(self.groups.iter().map(|g| format!("group:{g}")));
+        out
+    }
+}
+
+/// The claims the broker reads. Unverified until the signature checks out.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Claims {
+    pub sub: String,
+    #[serde(default)]
+    pub aud: Audience,
+    pub azp: Option<String>,
+    pub preferred_username: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub realm_access: Option<RoleList>,
+    #[serde(default)]
+    pub resource_access: HashMap<String, RoleList>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct RoleList {
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `aud` is a string or a list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Audience {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub(crate) fn contains(&self, wanted: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::One(a) => a == wanted,
+            Self::Many(list) => list.iter().any(|a| a == wanted),
+        }
+    }
+}
+
+impl Claims {
+    pub(crate) fn into_principal(self, client_id: Option<&str>) -> Principal {
+        let mut roles = self.realm_access.map(|r| r.roles).unwrap_or_default();
+        if let Some(client) = client_id.and_then(|c| self.resource_access.get(c)) {
+            roles.extend(client.roles.iter().cloned());
+        }
+        roles.sort();
+        roles.dedup();
+        Principal {
+            subject: self.sub,
+            username: self.preferred_username,
+            email: self.email,
+            groups: self.groups,
+            roles,
+            client: self.azp,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Token verification with every rule pinned: algorithm, key, issuer, audience, time.
+
+use super::jwks::KeyStore;
+use super::principal::{Claims, Principal};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+
+/// Why a token was refused: for the log, never for the caller.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// What a valid token must satisfy.
+#[derive(Clone, Debug)]
+pub struct TokenRules {
+    pub issuer: String,
+    /// Accepted in `aud`, or as `azp` (Keycloak access tokens carry the client there).
+    pub audiences: Vec<String>,
+    /// Asymmetric algorithms only; `none` and HS* can never be configured.
+    pub algorithms: Vec<Algorithm>,
+    /// Whose `resource_access.<client>.roles` count as roles.
+    pub client_id: Option<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway: u64,
+}
+
+/// Verifies bearer tokens against the issuer's keys.
+pub struct TokenVerifier {
+    rules: TokenRules,
+    keys: KeyStore,
+}
+
+impl TokenVerifier {
+    pub fn new(rules: TokenRules, keys: KeyStore) -> Self {
+        Self { rules, keys }
+    }
+
+    /// The key store (readiness, refresh).
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The caller a token names, if it is valid in every respect.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let unverified_header =
+            decode_header(token).map_err(|e| AuthError(format!("malformed token: {e}")))?;
+        let alg = unverified_header.alg;
+        if !self.rules.algorithms.contains(&alg) {
+            return Err(AuthError(format!("algorithm {alg:?} is not allowed")));
+        }
+        let kid = unverified_header
+            .kid
+            .ok_or_else(|| AuthError("token names no key (kid)".into()))?;
+        let key = self
+            .keys
+            .key(&kid)
+            .await
+            .ok_or_else(|| AuthError(format!("unknown key id {kid:?}")))?;
+        if key.algorithm != alg {
+            return Err(AuthError(format!(
+                "token algorithm {alg:?} does not match key {kid:?}"
+            )));
+        }
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.rules.leeway;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below, where `azp` may stand in for `aud`
+        validation.set_issuer(&[&self.rules.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let claims = decode::<Claims>(token, &key.key, &validation)
+            .map_err(|e| AuthError(format!("token rejected: {e}")))?
+            .claims;
+        let audience_ok = self
+            .rules
+            .audiences
+            .iter()
+            .any(|a| claims.aud.contains(a) || claims.azp.as_deref() == Some(a.as_str()));
+        if !audience_ok {
+            return Err(AuthError("token is not for this audience".into()));
+        }
+        if claims.sub.is_empty() {
+            return Err(AuthError("empty subject".into()));
+        }
+        Ok(claims.into_principal(self.rules.client_id.as_deref()))
+    }
+}
+
+/// Parses an algorithm name for configuration, refusing symmetric ones.
+pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    let alg = match name.trim() {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        other => {
+            return Err(format!(
+                "{other:?} is not an allowed algorithm (RS*, PS*, ES256, ES384, EdDSA)"
+            ));
+        }
+    };
+    Ok(alg)
+}

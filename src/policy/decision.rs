@@ -1,0 +1,706 @@
+//! The authorization decision of DESIGN.md, as a pure function: no I/O, no clock but `now`.
+
+use super::{Action, Actions, Roles};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The caller as the decision sees them.
+#[derive(Clone, Debug)]
+pub struct Caller<'a> {
+    pub subject: &'a str,
+    /// What the caller matches besides projects: `user:<sub>`, `group:<path>`, `role:<name>`,
+    /// `authenticated`.
+    pub principals: &'a [String],
+    /// The caller's project memberships, direct or through a group.
+    pub memberships: &'a [Membership],
+    /// Index of the caller's classification clearance.
+    pub clearance: usize,
+    /// Holds the storage-admin realm role.
+    pub admin: bool,
+}
+
+/// A project membership: the caller (or one of their groups) has `role` in `project`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Membership {
+    pub project: String,
+    pub role: String,
+}
+
+/// What the decision needs to know of a bucket.
+#[derive(Clone, Copy, Debug)]
+pub struct BucketFacts<'a> {
+    /// The personal bucket's owner.
+    pub owner: Option<&'a str>,
+    /// The project a project bucket belongs to.
+    pub project: Option<&'a str>,
+    /// Index of the bucket's classification level.
+    pub classification: usize,
+    /// The bucket or its class refuses write and delete.
+    pub read_only: bool,
+}
+
+/// A grant: `role` on objects starting with `prefix`, for `principal`, until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Grant {
+    pub id: Uuid,
+    pub prefix: String,
+    pub principal: String,
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The kinds of principal a grant can name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantPrincipal {
+    User(String),
+    Group(String),
+    Role(String),
+    Project(String),
+    Authenticated,
+}
+
+impl GrantPrincipal {
+    /// Parses `user:<sub>`, `group:<path>`, `role:<name>`, `project:<slug>` or `authenticated`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "authenticated" {
+            return Ok(Self::Authenticated);
+        }
+        let (kind, value) = s
+            .split_once(':')
+            .ok_or_else(|| format!("principal {s:?}: expected kind:value"))?;
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(format!("principal {s:?}: empty or control characters"));
+        }
+        let value = value.to_owned();
+        match kind {
+            "user" => Ok(Self::User(value)),
+            "group" => Ok(Self::Group(value)),
+            "role" => Ok(Self::Role(value)),
+            "project" => Ok(Self::Project(value)),
+            _ => Err(format!(
+                "principal {s:?}: kind must be user, group, role or project"
+            )),
+        }
+    }
+}
+
+/// The outcome, with the reason the audit records (never shown to the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Allow(String),
+    /// The caller sees the bucket but lacks the right: 403.
+    Deny(String),
+    /// The caller may not know the bucket exists: 404.
+    NotFound(String),
+}
+
+impl Decision {
+    /// `allow`, `deny` or `not_found`, for metrics and the audit.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Allow(_) => "allow",
+            Self::Deny(_) => "deny",
+            Self::NotFound(_) => "not_found",
+        }
+    }
+
+    /// Why.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Allow(r) | Self::Deny(r) | Self::NotFound(r) => r,
+        }
+    }
+}
+
+/// Decides whether `caller` may do `action` on `object` of `bucket` (`""` for the bucket
+/// itself, which only whole-bucket rights cover), given the bucket's `grants`.
+///
+/// Allowed when an unexpired grant matching one of the caller's principals has a prefix of
+/// `object` and a role holding `action`, or the caller owns the bucket (role `owner`), or is a
+/// member of its project (their member role); a `project:` grant gives at most what the member
+/// role holds. A bucket above the caller's clearance, or one they hold nothing on, is not found.
+/// A read-only bucket refuses write and delete to everyone. Storage admins may do everything else.
+pub fn decide(
+    caller: &Caller<'_>,
+    bucket: &BucketFacts<'_>,
+    grants: &[Grant],
+    roles: &Roles,
+    action: Action,
+    object: &str,
+    now: OffsetDateTime,
+) -> Decision {
+    let writes = matches!(action, Action::Write | Action::Delete);
+    if bucket.read_only && writes && caller.admin {
+        return Decision::Deny("bucket is read-only".into());
+    }
+    if caller.admin {
+        return Decision::Allow("storage admin".into());
+    }
+    if bucket.classification > caller.clearance {
+        return Decision::NotFound("bucket classification above the caller's clearance".into());
+    }
+    let mut visible = false;
+    let mut allowed_by: Option<String> = None;
+    if bucket.owner == Some(caller.subject) {
+        visible = true;
+        if roles.actions("owner").contains(action) {
+            allowed_by = Some("owner of the bucket".into());
+        }
+    }
+    if let Some(project) = bucket.project
+        && let Some(actions) = member_actions(caller, roles, project)
+    {
+        visible = true;
+        if allowed_by.is_none() && actions.contains(action) {
+            allowed_by = Some(format!("member of project {project}"));
+        }
+    }
+    for grant in grants {
+        if grant.expires_at.is_some_and(|at| at <= now) {
+            continue;
+        }
+        let actions = match grant.principal.strip_prefix("project:") {
+            Some(project) => match member_actions(caller, roles, project) {
+                Some(member) => roles.actions(&grant.role).intersection(member),
+                None => continue,
+            },
+            None if caller.principals.contains(&grant.principal) => roles.actions(&grant.role),
+            None => continue,
+        };
+        visible = true;
+        if allowed_by.is_none()
+            && actions.contains(action)
+            && object.starts_with(grant.prefix.as_str())
+        {
+            allowed_by = Some(format!("grant {}", grant.id));
+        }
+    }
+    match allowed_by {
+        _ if !visible => Decision::NotFound("no right on the bucket".into()),
+        Some(_) if bucket.read_only && writes => Decision::Deny("bucket is read-only".into()),
+        Some(reason) => Decision::Allow(reason),
+        None => Decision::Deny(format!("no {action} right on this object")),
+    }
+}
+
+/// What the caller's memberships of `project` give them, if they are a member.
+fn member_actions(caller: &Caller<'_>, roles: &Roles, project: &str) -> Option<Actions> {
+    caller
+        .memberships
+        .iter()
+        .filter(|m| m.project == project)
+        .map(|m| roles.actions(&m.role))
+        .reduce(Actions::union)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
+
+    fn roles() -> Roles {
+        Roles::parse(include_str!("../../policies/roles.toml")).expect("shipped roles")
+    }
+
+    fn grant(
+        prefix: &str,
+        principal: &str,
+        role: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Grant {
+        Grant {
+            id: Uuid::nil(),
+            prefix: prefix.into(),
+            principal: principal.into(),
+            role: role.into(),
+            expires_at,
+        }
+    }
+
+    fn principals(sub: &str, groups: &[&str], realm_roles: &[&str]) -> Vec<String> {
+        let mut out = vec![format!("user:{sub}"), "authenticated".to_owned()];
+        out.extend(groups.iter().map(|g| format!("group:{g}")));
+        out.extend(realm_roles.iter().map(|r| format!("role:{r}")));
+        out
+    }
+
+    struct Case {
+        name: &'static str,
+        sub: &'static str,
+        groups: &'static [&'static str],
+        memberships: &'static [(&'static str, &'static str)],
+        admin: bool,
+        clearance: usize,
+        bucket: BucketFacts<'static>,
+        grants: Vec<Grant>,
+        action: Action,
+        object: &'static str,
+        expect: &'static str,
+    }
+
+    const ALICE_PERSONAL: BucketFacts<'static> = BucketFacts {
+        owner: Some("alice"),
+        project: None,
+        classification: 0,
+        read_only: false,
+    };
+    const VISION: BucketFacts<'static> = BucketFacts {
+        owner: None,
+        project: Some("vision"),
+        classification: 0,
+        read_only: false,
+    };
+
+    fn case(
+        name: &'static str,
+        sub: &'static str,
+        bucket: BucketFacts<'static>,
+        action: Action,
+        object: &'static str,
+    ) -> Case {
+        Case {
+            name,
+            sub,
+            groups: &[],
+            memberships: &[],
+            admin: false,
+            clearance: 0,
+            bucket,
+            grants: vec![],
+            action,
+            object,
+            expect: "allow",
+        }
+    }
+
+    #[test]
+    fn table() {
+        let past = Some(datetime!(2026-11-24 11:59 UTC));
+        let future = Some(datetime!(2026-11-24 12:01 UTC));
+        let cases = vec![
+            Case {
+                expect: "allow",
+                ..case(
+                    "owner reads",
+                    "alice",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "a.png",
+                )
+            },
+            Case {
+                expect: "allow",
+                ..case("owner shares", "alice", ALICE_PERSONAL, Action::Share, "")
+            },
+            Case {
+                expect: "not_found",
+                ..case(
+                    "stranger sees nothing",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "a.png",
+                )
+            },
+            Case {
+                grants: vec![grant("shared/", "user:bob", "viewer", None)],
+                expect: "allow",
+                ..case(
+                    "grant on prefix",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "shared/x.png",
+                )
+            },
+            Case {
+                grants: vec![grant("shared/", "user:bob", "viewer", None)],
+                expect: "deny",
+                ..case(
+                    "grant does not open the prefix's name",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "shared",
+                )
+            },
+            Case {
+                grants: vec![grant("shared/", "user:bob", "viewer", None)],
+                expect: "deny",
+                ..case(
+                    "grant does not open a longer sibling",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "sharedx/a",
+                )
+            },
+            Case {
+                grants: vec![grant("shared/", "user:bob", "viewer", None)],
+                expect: "deny",
+                ..case(
+                    "viewer cannot write",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "shared/x.png",
+                )
+            },
+            Case {
+                grants: vec![grant("", "user:bob", "viewer", past)],
+                expect: "not_found",
+                ..case("expired grant", "bob", ALICE_PERSONAL, Action::Read, "x")
+            },
+            Case {
+                grants: vec![grant("", "user:bob", "viewer", future)],
+                expect: "allow",
+                ..case(
+                    "grant not yet expired",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "x",
+                )
+            },
+            Case {
+                groups: &["/vision"],
+                grants: vec![grant("", "group:/vision", "editor", None)],
+                expect: "allow",
+                ..case("group grant", "bob", ALICE_PERSONAL, Action::Delete, "x")
+            },
+            Case {
+                grants: vec![grant("", "authenticated", "viewer", None)],
+                expect: "allow",
+                ..case(
+                    "anyone signed in",
+                    "carol",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "x",
+                )
+            },
+            Case {
+                grants: vec![grant("x", "user:bob", "viewer", None)],
+                expect: "deny",
+                ..case(
+                    "bucket-level needs a whole-bucket grant",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "",
+                )
+            },
+            Case {
+                memberships: &[("vision", "editor")],
+                expect: "allow",
+                ..case(
+                    "project member writes",
+                    "bob",
+                    VISION,
+                    Action::Write,
+                    "data/x",
+                )
+            },
+            Case {
+                memberships: &[("vision", "viewer")],
+                expect: "deny",
+                ..case(
+                    "project viewer cannot write",
+                    "bob",
+                    VISION,
+                    Action::Write,
+                    "data/x",
+                )
+            },
+            Case {
+                memberships: &[("vision", "viewer"), ("vision", "editor")],
+                expect: "allow",
+                ..case(
+                    "direct and group memberships add up",
+                    "bob",
+                    VISION,
+                    Action::Write,
+                    "x",
+                )
+            },
+            Case {
+                expect: "not_found",
+                ..case("non-member", "bob", VISION, Action::Read, "x")
+            },
+            Case {
+                memberships: &[("vision", "viewer")],
+                grants: vec![grant("in/", "project:vision", "editor", None)],
+                expect: "deny",
+                ..case(
+                    "project grant capped by member role",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "in/x",
+                )
+            },
+            Case {
+                memberships: &[("vision", "editor")],
+                grants: vec![grant("in/", "project:vision", "editor", None)],
+                expect: "allow",
+                ..case(
+                    "project grant to an editor",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "in/x",
+                )
+            },
+            Case {
+                grants: vec![grant("in/", "project:vision", "editor", None)],
+                expect: "not_found",
+                ..case(
+                    "project grant to a non-member",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "in/x",
+                )
+            },
+            Case {
+                bucket: BucketFacts {
+                    classification: 2,
+                    ..ALICE_PERSONAL
+                },
+                clearance: 1,
+                expect: "not_found",
+                ..case(
+                    "above clearance, even the owner",
+                    "alice",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "x",
+                )
+            },
+            Case {
+                bucket: BucketFacts {
+                    read_only: true,
+                    ..ALICE_PERSONAL
+                },
+                expect: "deny",
+                ..case(
+                    "read-only refuses the owner's write",
+                    "alice",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "x",
+                )
+            },
+            Case {
+                bucket: BucketFacts {
+                    read_only: true,
+                    ..ALICE_PERSONAL
+                },
+                expect: "allow",
+                ..case(
+                    "read-only still reads",
+                    "alice",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "x",
+                )
+            },
+            Case {
+                admin: true,
+                expect: "allow",
+                ..case("admin", "root", ALICE_PERSONAL, Action::Admin, "")
+            },
+            Case {
+                admin: true,
+                bucket: BucketFacts {
+                    read_only: true,
+                    ..ALICE_PERSONAL
+                },
+                expect: "deny",
+                ..case(
+                    "read-only holds for admins",
+                    "root",
+                    ALICE_PERSONAL,
+                    Action::Delete,
+                    "x",
+                )
+            },
+        ];
+        let roles = roles();
+        for c in cases {
+            let principals = principals(c.sub, c.groups, &[]);
+            let memberships: Vec<Membership> = c
+                .memberships
+                .iter()
+                .map(|(p, r)| Membership {
+                    project: (*p).into(),
+                    role: (*r).into(),
+                })
+                .collect();
+            let caller = Caller {
+                subject: c.sub,
+                principals: &principals,
+                memberships: &memberships,
+                clearance: c.clearance,
+                admin: c.admin,
+            };
+            let got = decide(
+                &caller, &c.bucket, &c.grants, &roles, c.action, c.object, NOW,
+            );
+            assert_eq!(got.outcome(), c.expect, "{}: {got:?}", c.name);
+        }
+    }
+
+    /// The model, written as plainly as possible: list every right the caller holds as
+    /// (prefix, action), then look the request up. It takes the world as plain values on purpose.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        sub: &str,
+        groups: &[String],
+        memberships: &[(String, String)],
+        admin: bool,
+        clearance: usize,
+        owner: Option<&str>,
+        project: Option<&str>,
+        classification: usize,
+        read_only: bool,
+        grants: &[(String, String, String, bool)],
+        action: Action,
+        object: &str,
+    ) -> &'static str {
+        let role_actions = |role: &str| -> Vec<Action> {
+            match role {
+                "viewer" => vec![Action::Read],
+                "editor" => vec![Action::Read, Action::Write, Action::Delete],
+                "owner" => Action::ALL.to_vec(),
+                _ => vec![],
+            }
+        };
+        let writes = action == Action::Write || action == Action::Delete;
+        if admin {
+            return if read_only && writes { "deny" } else { "allow" };
+        }
+        if classification > clearance {
+            return "not_found";
+        }
+        let member_of = |p: &str| -> Vec<Action> {
+            memberships
+                .iter()
+                .filter(|(mp, _)| mp == p)
+                .flat_map(|(_, r)| role_actions(r))
+                .collect()
+        };
+        let is_member = |p: &str| memberships.iter().any(|(mp, _)| mp == p);
+        let mut rights: Vec<(String, Action)> = Vec::new();
+        let mut visible = false;
+        if owner == Some(sub) {
+            visible = true;
+            rights.extend(
+                role_actions("owner")
+                    .into_iter()
+                    .map(|a| (String::new(), a)),
+            );
+        }
+        if let Some(p) = project.filter(|p| is_member(p)) {
+            visible = true;
+            rights.extend(member_of(p).into_iter().map(|a| (String::new(), a)));
+        }
+        for (prefix, principal, role, expired) in grants {
+            if *expired {
+                continue;
+            }
+            let matches = principal == &format!("user:{sub}")
+                || principal == "authenticated"
+                || groups.iter().any(|g| principal == &format!("group:{g}"));
+            if let Some(p) = principal.strip_prefix("project:") {
+                if is_member(p) {
+                    visible = true;
+                    let cap = member_of(p);
+                    rights.extend(
+                        role_actions(role)
+                            .into_iter()
+                            .filter(|a| cap.contains(a))
+                            .map(|a| (prefix.clone(), a)),
+                    );
+                }
+            } else if matches {
+                visible = true;
+                rights.extend(role_actions(role).into_iter().map(|a| (prefix.clone(), a)));
+            }
+        }
+        if !visible {
+            return "not_found";
+        }
+        let allowed = rights
+            .iter()
+            .any(|(prefix, a)| *a == action && object.starts_with(prefix.as_str()));
+        if allowed && !(read_only && writes) {
+            "allow"
+        } else {
+            "deny"
+        }
+    }
+
+    fn small() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_owned()),
+            Just("b".to_owned()),
+            Just("c".to_owned())
+        ]
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        prop_oneof![Just(String::new()), "[ab/]{1,4}"]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        /// 20,000 random callers, buckets, grants and requests: `decide` and the model agree.
+        #[test]
+        fn agrees_with_the_reference_model(
+            sub in small(),
+            groups in proptest::collection::vec(small(), 0..3),
+            memberships in proptest::collection::vec((small(), prop_oneof![Just("viewer"), Just("editor"), Just("owner"), Just("ghost")]), 0..3),
+            admin in proptest::bool::weighted(0.05),
+            clearance in 0usize..3,
+            owner in proptest::option::of(small()),
+            project in proptest::option::of(small()),
+            classification in 0usize..3,
+            read_only in proptest::bool::weighted(0.2),
+            grants in proptest::collection::vec((
+                object(),
+                prop_oneof![
+                    small().prop_map(|s| format!("user:{s}")),
+                    small().prop_map(|s| format!("group:{s}")),
+                    small().prop_map(|s| format!("project:{s}")),
+                    Just("authenticated".to_owned()),
+                    Just("role:x".to_owned()),
+                ],
+                prop_oneof![Just("viewer"), Just("editor"), Just("owner"), Just("ghost")],
+                any::<bool>(),
+            ), 0..4),
+            action in prop_oneof![Just(Action::Read), Just(Action::Write), Just(Action::Delete), Just(Action::Share), Just(Action::Admin)],
+            object in object(),
+        ) {
+            let memberships: Vec<(String, String)> = memberships.into_iter().map(|(p, r)| (p, r.to_owned())).collect();
+            let grants: Vec<(String, String, String, bool)> = grants.into_iter().map(|(p, who, r, e)| (p, who, r.to_owned(), e)).collect();
+            let expected = reference(&sub, &groups, &memberships, admin, clearance, owner.as_deref(), project.as_deref(),
+                classification, read_only, &grants, action, &object);
+
+            let principals = principals(&sub, &groups.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+            let ms: Vec<Membership> = memberships.iter().map(|(p, r)| Membership { project: p.clone(), role: r.clone() }).collect();
+            let gs: Vec<Grant> = grants.iter().map(|(p, who, r, expired)| {
+                grant(p, who, r, Some(if *expired { NOW - time::Duration::seconds(1) } else { NOW + time::Duration::hours(1) }))
+            }).collect();
+            let caller = Caller { subject: &sub, principals: &principals, memberships: &ms, clearance, admin };
+            let bucket = BucketFacts { owner: owner.as_deref(), project: project.as_deref(), classification, read_only };
+            let got = decide(&caller, &bucket, &gs, &roles(), action, &object, NOW);
+            prop_assert_eq!(got.outcome(), expected, "{:?}", got);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The authorization policy: roles and bucket classes from `policies/`, and the decision.
+
+mod action;
+mod classes;
+mod decision;
+mod names;
+mod roles;
+
+pub use action::{Action, Actions};
+pub use classes::{BucketClass, Classes, Release};
+pub use decision::{BucketFacts, Caller, Decision, Grant, GrantPrincipal, Membership, decide};
+pub use names::LogicalBucketName;
+pub use roles::{REQUIRED_ROLES, Roles};
+
+use std::path::Path;
+
+/// A policy file that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub message: String,
+}
+
+impl PolicyError {
+    fn new(file: &str, message: String) -> Self {
+        Self {
+            file: file.to_owned(),
+            message,
+        }
+    }
+}
+
+/// Everything loaded from a policies directory.
+#[derive(Clone, Debug)]
+pub struct Policies {
+    pub roles: Roles,
+    pub classes: Classes,
+}
+
+impl Policies {
+    /// Loads and checks `DIR/roles.toml` and `DIR/classes.toml`.
+    pub fn load(dir: &Path) -> Result<Self, PolicyError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| PolicyError::new(&path.display().to_string(), e.to_string()))
+        };
+        Self::parse(&read("roles.toml")?, &read("classes.toml")?)
+    }
+
+    /// Checks the two files' texts.
+    pub fn parse(roles: &str, classes: &str) -> Result<Self, PolicyError> {
+        Ok(Self {
+            roles: Roles::parse(roles)?,
+            classes: Classes::parse(classes)?,
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! The audit log. A URL may leave the broker only once its row is committed; rows from
+//! concurrent requests share one INSERT and one commit (group commit), so the audit does not cap
+//! throughput.
+
+use super::StoreError;
+use sqlx::PgPool;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// One audited decision.
+#[derive(Clone, Debug)]
+pub struct AuditEvent {
+    pub at: OffsetDateTime,
+    pub request_id: String,
+    pub subject: Option<String>,
+    pub client: Option<String>,
+    pub action: &'static str,
+    pub bucket: Option<String>,
+    pub object: Option<String>,
+    pub method: Option<&'static str>,
+    pub expires_at: Option<OffsetDateTime>,
+    /// `allow`, `deny` or `not_found`.
+    pub decision: &'static str,
+    pub reason: String,
+}
+
+struct Pending {
+    events: Vec<AuditEvent>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Hands events to the writers and waits for their commit.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Pending>,
+}
+
+/// Rows one commit takes at most.
+const MAX_ROWS_PER_COMMIT: usize = 20_000;
+/// Writers: while one commits, the next gathers.
+const WRITERS: usize = 2;
+
+impl AuditLog {
+    /// Starts the writers on `pool`.
+    pub fn start(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel::<Pending>(4096);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let (pool, rx) = (pool.clone(), rx.clone());
+            tokio::spawn(async move { write_loop(pool, rx).await });
+        }
+        Self { tx }
+    }
+
+    /// Records `events` and returns once they are committed.
+    pub async fn record(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Pending { events, done })
+            .await
+            .map_err(|_| StoreError::Other("audit writer stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Other("audit writer stopped".into()))?
+    }
+}
+
+async fn write_loop(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut rows = first.events.len();
+            let mut batch = vec![first];
+            while rows < MAX_ROWS_PER_COMMIT {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        rows += next.events.len();
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let events: Vec<&AuditEvent> = batch.iter().flat_map(|p| &p.events).collect();
+        let result = insert(&pool, &events).await;
+        if let Err(err) = &result {
+            tracing::error!(error = %err, rows = events.len(), "audit insert failed; the requests get 503");
+        }
+        for pending in batch {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(StoreError::Unavailable(m)) => Err(StoreError::Unavailable(m.clone())),
+                Err(StoreError::Other(m)) => Err(StoreError::Other(m.clone())),
+            };
+            let _ = pending.done.send(outcome);
+        }
+    }
+}
+
+async fn insert(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreError> {
+    let column =
+        |f: fn(&AuditEvent) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO audit_events (at, request_id, subject, client, action, bucket, object, method, expires_at, decision, reason)
+         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::text[])",
+    )
+    .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.request_id.clone()).collect::<Vec<_>>())
+    .bind(column(|e| e.subject.clone()))
+    .bind(column(|e| e.client.clone()))
+    .bind(events.iter().map(|e| e.action).collect::<Vec<_>>())
+    .bind(column(|e| e.bucket.clone()))
+    .bind(column(|e| e.object.clone()))
+    .bind(events.iter().map(|e| e.method).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.expires_at).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.decision).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}

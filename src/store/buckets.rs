@@ -1,0 +1,198 @@
+//! Logical buckets, and what one caller holds on one of them.
+
+use super::{Store, StoreError};
+use crate::policy::{BucketClass, Grant, Membership};
+use sqlx::types::Json;
+
+/// A logical bucket as stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, sqlx::FromRow)]
+pub struct BucketRecord {
+    pub name: String,
+    pub class: String,
+    pub owner: Option<String>,
+    pub project: Option<String>,
+    pub backend_bucket: String,
+    pub backend_prefix: String,
+    pub classification: String,
+    pub read_only: bool,
+}
+
+/// One bucket with the caller's unexpired grants on it and the caller's project memberships.
+#[derive(Clone, Debug)]
+pub struct AccessContext {
+    pub bucket: Option<BucketRecord>,
+    pub grants: Vec<Grant>,
+    pub memberships: Vec<Membership>,
+}
+
+/// The bucket, the grants and the memberships, each as JSON.
+type ContextRow = (
+    Option<Json<BucketRecord>>,
+    Json<Vec<Grant>>,
+    Json<Vec<Membership>>,
+);
+
+impl Store {
+    /// The caller's personal bucket, made now if this is their first request. Concurrent first
+    /// requests make one bucket: the unique index on personal owners decides, and everyone reads
+    /// the winner back.
+    pub async fn ensure_personal_bucket(
+        &self,
+        subject: &str,
+        username: Option<&str>,
+        class: &BucketClass,
+        classification: &str,
+    ) -> Result<BucketRecord, StoreError> {
+        if let Some(bucket) = self.personal_bucket(subject).await? {
+            return Ok(bucket);
+        }
+        let base = personal_bucket_name(username.unwrap_or(subject));
+        // The name may be taken by someone whose username slugs the same: then add a digest of
+        // the subject, which is unique.
+        for name in [
+            base.clone(),
+            format!("{}-{}", truncate(&base, 54), short_digest(subject)),
+        ] {
+            sqlx::query(
+                "INSERT INTO buckets (name, class, owner, backend_bucket, backend_prefix, classification, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&name)
+            .bind(&class.name)
+            .bind(subject)
+            .bind(class.backend_bucket.as_str())
+            .bind(class.render_prefix(Some(subject), None))
+            .bind(classification)
+            .execute(&self.pool)
+            .await?;
+            if let Some(bucket) = self.personal_bucket(subject).await? {
+                return Ok(bucket);
+            }
+        }
+        Err(StoreError::Other(format!(
+            "could not name a personal bucket for {subject:?}"
+        )))
+    }
+
+    async fn personal_bucket(&self, subject: &str) -> Result<Option<BucketRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
+             FROM buckets WHERE owner = $1 AND class = 'personal'",
+        )
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The bucket `name`, the caller's unexpired grants on it (those naming one of
+    /// `principals`, or a project the caller belongs to) and the caller's memberships, in one
+    /// round trip. `member_keys` are the subject and `group:<path>` per group.
+    pub async fn access_context(
+        &self,
+        name: &str,
+        principals: &[String],
+        member_keys: &[String],
+    ) -> Result<AccessContext, StoreError> {
+        let row: ContextRow = sqlx::query_as(
+            "WITH m AS (SELECT project, role FROM project_members WHERE member = ANY($3))
+             SELECT
+               (SELECT row_to_json(b) FROM (
+                   SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
+                   FROM buckets WHERE name = $1) b),
+               (SELECT coalesce(json_agg(json_build_object(
+                       'id', g.id, 'prefix', g.prefix, 'principal', g.principal, 'role', g.role,
+                       'expires_at', to_char(g.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))), '[]'::json)
+                  FROM grants g
+                  WHERE g.bucket = $1 AND (g.expires_at IS NULL OR g.expires_at > now())
+                    AND (g.principal = ANY($2) OR g.principal IN (SELECT 'project:' || project FROM m))),
+               (SELECT coalesce(json_agg(m), '[]'::json) FROM m)",
+        )
+        .bind(name)
+        .bind(principals)
+        .bind(member_keys)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(AccessContext {
+            bucket: row.0.map(|b| b.0),
+            grants: row.1.0,
+            memberships: row.2.0,
+        })
+    }
+
+    /// Buckets the caller may see: owned, of a project they belong to, or with a grant to them.
+    /// Storage admins see all.
+    pub async fn visible_buckets(
+        &self,
+        subject: &str,
+        principals: &[String],
+        member_keys: &[String],
+        admin: bool,
+    ) -> Result<Vec<BucketRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "WITH m AS (SELECT project FROM project_members WHERE member = ANY($3))
+             SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
+             FROM buckets b
+             WHERE $4 OR b.owner = $1 OR b.project IN (SELECT project FROM m)
+                OR EXISTS (SELECT 1 FROM grants g
+                           WHERE g.bucket = b.name AND (g.expires_at IS NULL OR g.expires_at > now())
+                             AND (g.principal = ANY($2) OR g.principal IN (SELECT 'project:' || project FROM m)))
+             ORDER BY name LIMIT 1000",
+        )
+        .bind(subject)
+        .bind(principals)
+        .bind(member_keys)
+        .bind(admin)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// `u-` and the username made safe for a bucket name: `a-z`, `0-9` and `-`.
+fn personal_bucket_name(username: &str) -> String {
+    let mut slug = String::with_capacity(username.len());
+    for c in username.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-');
+    if slug.is_empty() {
+        return format!("u-{}", short_digest(username));
+    }
+    truncate(&format!("u-{slug}"), 63)
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    // Bucket names here are ASCII.
+    &s[..s.len().min(max)]
+}
+
+fn short_digest(s: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, s.as_bytes());
+    hex::encode(&digest.as_ref()[..4])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_names() {
+        assert_eq!(personal_bucket_name("alice"), "u-alice");
+        assert_eq!(
+            personal_bucket_name("Alice.Smith@Example.org"),
+            "u-alice-smith-example-org"
+        );
+        assert_eq!(personal_bucket_name("ünï"), "u-n");
+        assert!(personal_bucket_name("---").starts_with("u-"));
+        assert!(personal_bucket_name(&"x".repeat(200)).len() <= 63);
+        for name in ["alice", "Bob Smith", "@@", &"x".repeat(200)] {
+            crate::policy::LogicalBucketName::parse(&personal_bucket_name(name)).expect(name);
+        }
+    }
+}

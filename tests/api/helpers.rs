@@ -1,0 +1,393 @@
+//! A broker per test: a fresh database in the test PostgreSQL, a real issuer (discovery and JWKS
+//! served on loopback by the test), real RS256 tokens, and the service built as `serve` builds it.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use storage_broker::app::Application;
+use storage_broker::config::Config;
+use time::OffsetDateTime;
+
+pub const AUDIENCE: &str = "storage-broker";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A signing key of the test issuer.
+#[derive(Clone)]
+pub struct TestKey {
+    pub kid: String,
+    pub encoding: EncodingKey,
+    pub jwk: Jwk,
+}
+
+impl TestKey {
+    /// The RS256 key of the fixtures (the service-account key doubles as the issuer's key).
+    pub fn rs256(kid: &str) -> Self {
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(repo().join("tests/fixtures/test-service-account.json"))
+                .expect("fixture"),
+        )
+        .expect("json");
+        let encoding =
+            EncodingKey::from_rsa_pem(doc["private_key"].as_str().expect("pem").as_bytes())
+                .expect("rsa");
+        Self::new(kid, encoding, Algorithm::RS256)
+    }
+
+    /// A fresh ES256 key.
+    pub fn es256(kid: &str) -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("ec");
+        Self::new(
+            kid,
+            EncodingKey::from_ec_der(pkcs8.as_ref()),
+            Algorithm::ES256,
+        )
+    }
+
+    fn new(kid: &str, encoding: EncodingKey, alg: Algorithm) -> Self {
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg).expect("jwk");
+        jwk.common.key_id = Some(kid.to_owned());
+        Self {
+            kid: kid.to_owned(),
+            encoding,
+            jwk,
+        }
+    }
+
+    /// Signs `claims` with this key.
+    pub fn sign(&self, claims: &Value) -> String {
+        let alg = match self.jwk.common.key_algorithm {
+            Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => Algorithm::ES256,
+            _ => Algorithm::RS256,
+        };
+        let mut header = Header::new(alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
+    }
+}
+
+/// An OIDC issuer on loopback: discovery, JWKS (whose keys the test may change), token minting.
+pub struct TestIdp {
+    pub issuer: String,
+    pub key: TestKey,
+    published: Arc<RwLock<Vec<Jwk>>>,
+    pub jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TestIdp {
+    pub async fn start() -> Self {
+        let key = TestKey::rs256("test-key-1");
+        let published = Arc::new(RwLock::new(vec![key.jwk.clone()]));
+        let jwks_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let issuer = format!(
+            "http://{}/realms/test",
+            listener.local_addr().expect("addr")
+        );
+        let (keys, hits, iss) = (published.clone(), jwks_hits.clone(), issuer.clone());
+        let app = Router::new()
+            .route(
+                "/realms/test/.well-known/openid-configuration",
+                get(move || {
+                    let iss = iss.clone();
+                    async move { Json(json!({ "issuer": iss, "jwks_uri": format!("{iss}/protocol/openid-connect/certs") })) }
+                }),
+            )
+            .route(
+                "/realms/test/protocol/openid-connect/certs",
+                get(move || {
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let keys = keys.read().expect("lock").clone();
+                    async move { Json(JwkSet { keys }) }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            issuer,
+            key,
+            published,
+            jwks_hits,
+        }
+    }
+
+    /// Publishes `keys` from now on.
+    pub fn publish(&self, keys: &[&TestKey]) {
+        *self.published.write().expect("lock") = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// Valid claims for `sub` (username the same), good for five minutes.
+    pub fn claims(&self, sub: &str) -> Value {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        json!({
+            "iss": self.issuer, "aud": AUDIENCE, "sub": sub, "azp": "test-app",
+            "preferred_username": sub, "email": format!("{sub}@example.org"),
+            "iat": now, "exp": now + 300,
+        })
+    }
+
+    /// A valid token for `sub`.
+    pub fn token(&self, sub: &str) -> String {
+        self.key.sign(&self.claims(sub))
+    }
+
+    /// A valid token with extra or changed claims.
+    pub fn token_with(&self, sub: &str, changes: Value) -> String {
+        let mut claims = self.claims(sub);
+        for (k, v) in changes.as_object().expect("object") {
+            claims[k] = v.clone();
+        }
+        self.key.sign(&claims)
+    }
+}
+
+/// A throwaway database, dropped with the test.
+pub struct TestDb {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin_url = std::env::var("DATABASE_URL").expect(
+            "DATABASE_URL is not set: run the tests with scripts/test, which starts PostgreSQL",
+        );
+        let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPool::connect(&admin_url)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(admin) = PgPool::connect(&url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running broker.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub idp: TestIdp,
+    pub pool: PgPool,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    // Dropped last: the server and pool go first.
+    _db: TestDb,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// With settings changed from the defaults below.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let idp = TestIdp::start().await;
+        let db = TestDb::create().await;
+        let mut env: HashMap<String, String> = HashMap::new();
+        let key = repo().join("tests/fixtures/test-service-account.json");
+        for (k, v) in [
+            ("BROKER_LISTEN", "127.0.0.1:0"),
+            ("DATABASE_URL", db.url.as_str()),
+            ("BROKER_OIDC_ISSUER", idp.issuer.as_str()),
+            ("BROKER_OIDC_AUDIENCE", AUDIENCE),
+            (
+                "BROKER_SIGNING_CREDENTIALS",
+                key.to_str().expect("utf-8 path"),
+            ),
+            (
+                "BROKER_POLICIES_DIR",
+                repo().join("policies").to_str().expect("utf-8 path"),
+            ),
+            ("BROKER_MIGRATE", "true"),
+            ("BROKER_DB_MAX_CONNECTIONS", "5"),
+            ("BROKER_SHUTDOWN_TIMEOUT_SECONDS", "2"),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
+        let app = Application::build(&config)
+            .await
+            .expect("the broker starts");
+        let address = format!("http://{}", app.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        let pool = PgPool::connect(&db.url)
+            .await
+            .expect("connect to the test database");
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            idp,
+            pool,
+            shutdown: Some(tx),
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// POSTs JSON with a bearer token.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GETs with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs one URL as `sub`.
+    pub async fn sign(&self, sub: &str, body: Value) -> reqwest::Response {
+        self.post("/v1/sign", &self.idp.token(sub), &body).await
+    }
+
+    /// `u-<sub>`, made by a first request.
+    pub async fn personal_bucket(&self, sub: &str) -> String {
+        let me: Value = self
+            .get("/v1/me", &self.idp.token(sub))
+            .await
+            .json()
+            .await
+            .expect("me");
+        me["personal_bucket"]
+            .as_str()
+            .expect("personal bucket")
+            .to_owned()
+    }
+
+    /// Audit rows with `decision`.
+    pub async fn audit_count(&self, decision: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE decision = $1")
+            .bind(decision)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+
+    /// Grants `role` on `prefix` of `bucket` to `principal` (the grants API arrives with sharing).
+    pub async fn grant(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        principal: &str,
+        role: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) {
+        sqlx::query(
+            "INSERT INTO grants (id, bucket, prefix, principal, role, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, 'test')",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(bucket)
+        .bind(prefix)
+        .bind(principal)
+        .bind(role)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .expect("insert grant");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Checks an answer is problem+json with `status` and `code`, and returns its body.
+pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    body
+}
+
+/// base64url without padding.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The fixtures' path.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}

@@ -1,0 +1,10 @@
+//! The broker through its HTTP API, against a real PostgreSQL (a fresh database per test) and a
+//! real issuer serving its JWKS on loopback: no mocked database, no mocked auth.
+
+mod auth;
+mod batch;
+mod grants;
+mod helpers;
+mod ops;
+mod sign;
+mod upload_policy;

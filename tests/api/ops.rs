@@ -1,0 +1,170 @@
+//! Health, readiness, metrics, the OpenAPI document, and answers to unknown routes.
+
+use crate::helpers::{TestApp, expect_problem};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_metrics_openapi() {
+    let app = TestApp::spawn().await;
+    let health = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200);
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ready,
+        json!({ "status": "ready", "database": "ok", "keys": "ok" })
+    );
+
+    let bucket = app.personal_bucket("alice").await;
+    assert_eq!(
+        app.sign(
+            "alice",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" })
+        )
+        .await
+        .status(),
+        200
+    );
+    expect_problem(
+        app.sign(
+            "bob",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "storage_broker_urls_signed_total{method=\"GET\"} 1",
+        "storage_broker_decisions_total{outcome=\"allow\"} 1",
+        "storage_broker_decisions_total{outcome=\"not_found\"} 1",
+        "storage_broker_http_requests_total{method=\"POST\",route=\"/v1/sign\",status=\"200\"} 1",
+        "storage_broker_http_request_duration_seconds_bucket{le=",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
+
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
+    for path in [
+        "/v1/me",
+        "/v1/sign",
+        "/v1/sign/batch",
+        "/v1/upload-policy",
+        "/v1/buckets",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"].get("SignRequest").is_some());
+
+    let unknown = app
+        .client
+        .get(app.url("/v2/nothing"))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(unknown, 404, "no_route").await;
+    let wrong_method = app
+        .client
+        .delete(app.url("/v1/sign"))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(wrong_method, 405, "method_not_allowed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_is_503_with_retry_after_and_not_ready() {
+    let app = TestApp::spawn().await;
+    let bucket = app.personal_bucket("alice").await;
+    // Take the database away under the broker: end its connections and refuse new ones.
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&app.pool)
+        .await
+        .expect("name");
+    let admin = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").expect("DATABASE_URL"))
+        .await
+        .expect("admin");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false"
+    )))
+    .execute(&admin)
+    .await
+    .expect("alter");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+
+    let response = app
+        .sign(
+            "alice",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await;
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("2")
+    );
+    expect_problem(response, 503, "unavailable").await;
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(ready, 503, "unavailable").await;
+
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"
+    )))
+    .execute(&admin)
+    .await
+    .expect("alter");
+    let response = app
+        .sign(
+            "alice",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "back without a restart");
+}
