@@ -168,3 +168,32 @@ async fn database_down_is_503_with_retry_after_and_not_ready() {
         .await;
     assert_eq!(response.status(), 200, "back without a restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_requests_in_flight() {
+    let mut app = TestApp::spawn().await;
+    let bucket = app.personal_bucket("alice").await;
+    let items: Vec<Value> = (0..10_000)
+        .map(|i| json!({ "bucket": bucket, "object": format!("o{i}"), "method": "GET" }))
+        .collect();
+    let request = app
+        .client
+        .post(app.url("/v1/sign/batch"))
+        .bearer_auth(app.idp.token("alice"))
+        .json(&json!({ "items": items }))
+        .send();
+    let in_flight = tokio::spawn(request);
+    // The batch takes over a second to sign; stop while it runs.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.stop();
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["results"].as_array().expect("results").len(), 10_000);
+    // New connections are refused once draining is done.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(app.client.get(app.url("/healthz")).send().await.is_err());
+}

@@ -1,0 +1,335 @@
+//! The broker end to end on this machine, PostgreSQL on the same machine, an RSA signing key:
+//! `/v1/sign` under a fixed 2,000 requests/s (oha), its capacity (oha, unthrottled), a
+//! 10,000-item batch with its audit, and the broker's RSS idle and during the batch, beside
+//! `openssl speed -multi N rsa2048` in the same run. Run by `bench/broker.sh`, which provides a
+//! durable throwaway PostgreSQL and oha; it writes the "Broker" section of BENCHMARKS.md.
+
+#[allow(dead_code)]
+#[path = "../tests/api/helpers.rs"]
+mod helpers;
+
+use helpers::{TestDb, TestIdp, repo};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const RATE: u32 = 2_000;
+const LOAD_SECONDS: u32 = 30;
+const BATCH: usize = 10_000;
+const BATCH_RUNS: usize = 5;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Err(err) = rt.block_on(run()) {
+        eprintln!("broker bench failed: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn openssl_multi() -> f64 {
+    let cores = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .to_string();
+    let out = Command::new("openssl")
+        .args(["speed", "-mr", "-seconds", "3", "-multi", &cores, "rsa2048"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("+F2:"))
+        .and_then(|l| l.split(':').nth(2)?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn oha(url: &str, token: &str, rate: Option<u32>, seconds: u32) -> Result<Value, String> {
+    let body =
+        json!({ "bucket": "u-bench", "object": "photos/2026/IMG_0001.jpg", "method": "GET" })
+            .to_string();
+    let mut cmd = Command::new(std::env::var("OHA").unwrap_or_else(|_| "oha".into()));
+    cmd.args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "-z",
+        &format!("{seconds}s"),
+        "-c",
+        "64",
+        "-m",
+        "POST",
+    ])
+    .args([
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-T",
+        "application/json",
+        "-d",
+        &body,
+    ]);
+    if let Some(rate) = rate {
+        cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .map_err(|e| format!("oha: {e} (bench/broker.sh installs it)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "oha failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("oha output: {e}"))
+}
+
+struct Load {
+    ok: u64,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_200: u64,
+}
+
+fn load_figures(v: &Value) -> Load {
+    let codes = v["statusCodeDistribution"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let non_200 = codes
+        .iter()
+        .filter(|(code, _)| *code != "200")
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum::<u64>()
+        + v["errorDistribution"]
+            .as_object()
+            .map_or(0, |e| e.values().map(|n| n.as_u64().unwrap_or(0)).sum());
+    Load {
+        ok: codes.get("200").and_then(Value::as_u64).unwrap_or(0),
+        rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+        p50_ms: v["latencyPercentiles"]["p50"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+        p99_ms: v["latencyPercentiles"]["p99"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+        non_200,
+    }
+}
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let idp = TestIdp::start().await;
+    let db = TestDb::create().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let broker = Broker(
+        Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+            .arg("serve")
+            .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", &db.url)
+            .env("BROKER_OIDC_ISSUER", &idp.issuer)
+            .env("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE)
+            .env(
+                "BROKER_SIGNING_CREDENTIALS",
+                repo().join("tests/fixtures/test-service-account.json"),
+            )
+            .env("BROKER_POLICIES_DIR", repo().join("policies"))
+            .env("BROKER_MIGRATE", "true")
+            .env("BROKER_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start the broker: {e}"))?,
+    );
+    let pid = broker.0.id();
+    let client = reqwest::Client::new();
+    let ready = Instant::now();
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        if ready.elapsed() > Duration::from_secs(30) {
+            return Err("the broker did not become ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = idp.token_with(
+        "bench",
+        json!({ "preferred_username": "bench", "exp": now + 3600 }),
+    );
+    let me: Value = client
+        .get(format!("{base}/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    assert_eq!(me["personal_bucket"], "u-bench");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_kib = rss_kib(pid);
+
+    let openssl_before = openssl_multi();
+    eprintln!("load: {RATE} requests/s for {LOAD_SECONDS} s");
+    let fixed = load_figures(&oha(
+        &format!("{base}/v1/sign"),
+        &token,
+        Some(RATE),
+        LOAD_SECONDS,
+    )?);
+    eprintln!("capacity: unthrottled for 15 s");
+    let capacity = load_figures(&oha(&format!("{base}/v1/sign"), &token, None, 15)?);
+    let after_load_kib = rss_kib(pid);
+
+    let items: Vec<Value> = (0..BATCH).map(|i| json!({ "bucket": "u-bench", "object": format!("batch/IMG_{i:06}.jpg"), "method": "GET" })).collect();
+    let body = json!({ "items": items });
+    // Sample the broker's RSS every 5 ms while the batches run.
+    let peak = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let mut rates = Vec::new();
+    for run in 0..BATCH_RUNS {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{base}/v1/sign/batch"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+        let elapsed = started.elapsed();
+        let signed = answer["results"]
+            .as_array()
+            .map_or(0, |r| r.iter().filter(|x| x.get("url").is_some()).count());
+        if signed != BATCH {
+            return Err(format!("batch run {run}: {signed} of {BATCH} signed"));
+        }
+        rates.push(BATCH as f64 / elapsed.as_secs_f64());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    let peak_kib = peak.load(Ordering::Relaxed);
+    let openssl_after = openssl_multi();
+    let openssl = (openssl_before + openssl_after) / 2.0;
+    rates.sort_by(f64::total_cmp);
+    let batch_rate = rates[rates.len() / 2];
+
+    let pool = sqlx::PgPool::connect(&db.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let allowed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE decision = 'allow'")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    drop(broker);
+
+    let received = fixed.ok + capacity.ok + (BATCH * BATCH_RUNS) as u64;
+    let ok = |c: bool| if c { "met" } else { "**missed**" };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let table = [
+        "| measure | figure | target |".to_owned(),
+        "|---|---|---|".to_owned(),
+        format!(
+            "| `/v1/sign` at a fixed {RATE} req/s for {LOAD_SECONDS} s (64 connections) | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} non-200 | ≥ 2,000 req/s, p99 ≤ 10 ms: {} |",
+            fixed.rps,
+            fixed.p50_ms,
+            fixed.p99_ms,
+            fixed.non_200,
+            ok(fixed.rps >= 1990.0 && fixed.p99_ms <= 10.0 && fixed.non_200 == 0)
+        ),
+        format!(
+            "| `/v1/sign` unthrottled for 15 s (capacity) | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} non-200 | |",
+            capacity.rps, capacity.p50_ms, capacity.p99_ms, capacity.non_200
+        ),
+        format!(
+            "| 10,000-item batch end to end, audit included (median of {BATCH_RUNS}) | {batch_rate:.0} URLs/s = {:.0}% of openssl speed -multi {cores} ({openssl:.0} sign/s, same run) | ≥ 80%: {} |",
+            100.0 * batch_rate / openssl,
+            ok(batch_rate >= 0.8 * openssl)
+        ),
+        format!(
+            "| RSS idle | {:.1} MiB | ≤ 64 MiB: {} |",
+            idle_kib as f64 / 1024.0,
+            ok(idle_kib <= 64 * 1024)
+        ),
+        format!(
+            "| RSS after the load runs | {:.1} MiB | |",
+            after_load_kib as f64 / 1024.0
+        ),
+        format!(
+            "| RSS peak during the 10,000-item batches | {:.1} MiB | ≤ 256 MiB: {} |",
+            peak_kib as f64 / 1024.0,
+            ok(peak_kib <= 256 * 1024)
+        ),
+        format!(
+            "| audit rows (allow) vs URLs the clients received | {allowed} rows, {received} URLs received (oha drops replies still in flight at its deadline) | no URL without its row: {} |",
+            ok(allowed >= received as i64)
+        ),
+    ];
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let section = format!(
+        "<!-- broker:begin -->\n## Broker (issue 3)\n\nRun `bench/broker.sh` on {}: {cpu}, {cores} cores; PostgreSQL 15 on the same machine with fsync on;\n\
+         the release binary with the RSA-2048 key of `tests/fixtures`, RS256 tokens; oha on the same machine.\n\n{}\n<!-- broker:end -->",
+        time::OffsetDateTime::now_utc().date(),
+        table.join("\n")
+    );
+    println!("{section}");
+    let path = repo().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let text = match (
+        text.find("<!-- broker:begin -->"),
+        text.find("<!-- broker:end -->"),
+    ) {
+        (Some(start), Some(end)) => format!(
+            "{}{section}{}",
+            &text[..start],
+            &text[end + "<!-- broker:end -->".len()..]
+        ),
+        _ => format!("{}\n\n{section}\n", text.trim_end()),
+    };
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(())
+}
