@@ -1,11 +1,10 @@
 //! `GET /v1/buckets`: the buckets a caller can see, with what they may do on each.
 
 use super::{ApiError, AppState, Caller};
-use crate::policy::{Action, BucketFacts, Decision, decide};
+use crate::policy::{Action, Decision};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 /// A bucket as its users see it: never its backend location.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -51,44 +50,16 @@ pub async fn list(
             caller.admin,
         )
         .await?;
-    let now = OffsetDateTime::now_utc();
     let mut buckets = Vec::with_capacity(records.len());
     for record in records {
-        let classes = &state.policies.classes;
-        let (Some(class), Some(level)) = (
-            classes.get(&record.class),
-            classes.level(&record.classification),
-        ) else {
+        let Some((class, level)) = state.class_of(&record) else {
             continue;
         };
         let context = state
             .store
             .access_context(&record.name, &caller.grant_principals, &caller.member_keys)
             .await?;
-        let facts = BucketFacts {
-            owner: record.owner.as_deref(),
-            project: record.project.as_deref(),
-            classification: level,
-            read_only: record.read_only || class.read_only,
-        };
-        let who = crate::policy::Caller {
-            subject: &caller.principal.subject,
-            principals: &caller.grant_principals,
-            memberships: &context.memberships,
-            clearance: caller.clearance,
-            admin: caller.admin,
-        };
-        let decide_on = |action| {
-            decide(
-                &who,
-                &facts,
-                &context.grants,
-                &state.policies.roles,
-                action,
-                "",
-                now,
-            )
-        };
+        let decide_on = |action| caller.decide(&state, &record, class, level, &context, action, "");
         if matches!(decide_on(Action::Read), Decision::NotFound(_)) && !caller.admin {
             continue; // above the caller's clearance
         }
@@ -105,7 +76,7 @@ pub async fn list(
                 role: g.role.clone(),
             })
             .collect();
-        let read_only = facts.read_only;
+        let read_only = record.read_only || class.read_only;
         buckets.push(BucketView {
             name: record.name,
             class: record.class,

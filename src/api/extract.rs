@@ -2,7 +2,8 @@
 
 use super::{ApiError, AppState};
 use crate::identity::{Principal, bearer_token};
-use crate::store::BucketRecord;
+use crate::policy::{Action, BucketClass, BucketFacts, Decision, decide};
+use crate::store::{AccessContext, BucketRecord};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -84,5 +85,45 @@ impl FromRequestParts<AppState> for Caller {
             clearance,
             request_id,
         })
+    }
+}
+
+impl Caller {
+    /// Decides `action` on `object` (`""` for the bucket itself) of `bucket`, whose class and
+    /// classification level index are given, with the caller's grants and memberships in `context`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide(
+        &self,
+        state: &AppState,
+        bucket: &BucketRecord,
+        class: &BucketClass,
+        level: usize,
+        context: &AccessContext,
+        action: Action,
+        object: &str,
+    ) -> Decision {
+        let facts = BucketFacts {
+            owner: bucket.owner.as_deref(),
+            project: bucket.project.as_deref(),
+            classification: level,
+            read_only: bucket.read_only || class.read_only,
+        };
+        let who = crate::policy::Caller {
+            subject: &self.principal.subject,
+            principals: &self.grant_principals,
+            memberships: &context.memberships,
+            clearance: self.clearance,
+            admin: self.admin,
+        };
+        let now = time::OffsetDateTime::now_utc();
+        decide(
+            &who,
+            &facts,
+            &context.grants,
+            &state.policies.roles,
+            action,
+            object,
+            now,
+        )
     }
 }

@@ -79,6 +79,16 @@ impl AppState {
 }
 
 impl Services {
+    /// The class of `bucket` and the index of its classification level, if the policies still
+    /// define both.
+    pub fn class_of(&self, bucket: &BucketRecord) -> Option<(&crate::policy::BucketClass, usize)> {
+        let classes = &self.policies.classes;
+        Some((
+            classes.get(&bucket.class)?,
+            classes.level(&bucket.classification)?,
+        ))
+    }
+
     /// The caller's personal bucket, made on their first request.
     pub async fn personal_bucket(&self, principal: &Principal) -> Result<BucketRecord, ApiError> {
         if let Some(bucket) = self.personal.get(&principal.subject).await {

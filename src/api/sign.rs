@@ -2,7 +2,7 @@
 //! answer, in that order. No URL is answered before its audit row is committed.
 
 use super::{ApiError, ApiJson, AppState, Caller, on_signing_pool};
-use crate::policy::{Action, BucketClass, BucketFacts, LogicalBucketName, decide};
+use crate::policy::{Action, BucketClass, LogicalBucketName};
 use crate::signing::{
     BucketName, Condition, Expiry, Method, ObjectName, PostKey, PostPolicyRequest, SignedUrl,
     UrlRequest, rfc3339_seconds,
@@ -301,11 +301,7 @@ fn authorize<'a>(
             ApiError::NotFound,
         );
     };
-    let classes = &state.policies.classes;
-    let (Some(class), Some(level)) = (
-        classes.get(&bucket.class),
-        classes.level(&bucket.classification),
-    ) else {
+    let Some((class, level)) = state.class_of(bucket) else {
         tracing::error!(
             bucket = bucket.name,
             class = bucket.class,
@@ -318,28 +314,7 @@ fn authorize<'a>(
             ApiError::Internal,
         );
     };
-    let facts = BucketFacts {
-        owner: bucket.owner.as_deref(),
-        project: bucket.project.as_deref(),
-        classification: level,
-        read_only: bucket.read_only || class.read_only,
-    };
-    let who = crate::policy::Caller {
-        subject: &caller.principal.subject,
-        principals: &caller.grant_principals,
-        memberships: &context.memberships,
-        clearance: caller.clearance,
-        admin: caller.admin,
-    };
-    let decision = decide(
-        &who,
-        &facts,
-        &context.grants,
-        &state.policies.roles,
-        action,
-        object,
-        OffsetDateTime::now_utc(),
-    );
+    let decision = caller.decide(state, bucket, class, level, context, action, object);
     match decision {
         crate::policy::Decision::Allow(reason) => {
             state.metrics.decision("allow");
