@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
 use crate::signing::{Endpoint, Scheme, UrlSigner, UrlStyle, load_signer};
-use crate::store::{AuditLog, Store};
+use crate::store::{AuditLog, DecisionCache, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,6 +89,8 @@ impl Application {
             leeway: oidc.leeway_seconds,
         };
         let audit = AuditLog::start(store.pool().clone());
+        let cache = DecisionCache::new();
+        cache.listen(store.clone());
         let state = AppState::new(
             store,
             audit,
@@ -96,6 +98,7 @@ impl Application {
             policies,
             signer,
             config.admin_role.clone(),
+            cache,
         );
 
         let refresh_every = oidc.refresh_interval;

@@ -55,10 +55,7 @@ pub async fn list(
         let Some((class, level)) = state.class_of(&record) else {
             continue;
         };
-        let context = state
-            .store
-            .access_context(&record.name, &caller.grant_principals, &caller.member_keys)
-            .await?;
+        let context = state.access_context(&record.name, &caller).await?;
         let decide_on = |action| caller.decide(&state, &record, class, level, &context, action, "");
         if matches!(decide_on(Action::Read), Decision::NotFound(_)) && !caller.admin {
             continue; // above the caller's clearance

@@ -16,14 +16,13 @@ pub use metrics::Metrics;
 use crate::identity::{Principal, TokenVerifier};
 use crate::policy::Policies;
 use crate::signing::UrlSigner;
-use crate::store::{AuditLog, BucketRecord, Store};
+use crate::store::{AccessContext, AuditLog, BucketRecord, DecisionCache, Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -36,8 +35,8 @@ pub struct Services {
     pub signer: UrlSigner,
     pub admin_role: String,
     pub metrics: Metrics,
-    /// Subject → personal bucket, so a known user costs no query.
-    personal: moka::future::Cache<String, BucketRecord>,
+    /// What decisions read, dropped on every change any replica makes.
+    pub cache: Arc<DecisionCache>,
 }
 
 /// The handlers' state.
@@ -60,11 +59,8 @@ impl AppState {
         policies: Policies,
         signer: UrlSigner,
         admin_role: String,
+        cache: Arc<DecisionCache>,
     ) -> Self {
-        let personal = moka::future::Cache::builder()
-            .max_capacity(100_000)
-            .time_to_live(Duration::from_secs(600))
-            .build();
         Self(Arc::new(Services {
             store,
             audit,
@@ -73,7 +69,7 @@ impl AppState {
             signer,
             admin_role,
             metrics: Metrics::default(),
-            personal,
+            cache,
         }))
     }
 }
@@ -91,9 +87,10 @@ impl Services {
 
     /// The caller's personal bucket, made on their first request.
     pub async fn personal_bucket(&self, principal: &Principal) -> Result<BucketRecord, ApiError> {
-        if let Some(bucket) = self.personal.get(&principal.subject).await {
+        if let Some(bucket) = self.cache.personal_bucket(&principal.subject).await {
             return Ok(bucket);
         }
+        let generation = self.cache.generation();
         let class = self.policies.classes.personal();
         let level = &self.policies.classes.levels[class.classification];
         let bucket = self
@@ -105,10 +102,26 @@ impl Services {
                 level,
             )
             .await?;
-        self.personal
-            .insert(principal.subject.clone(), bucket.clone())
+        self.cache
+            .remember_personal_bucket(&principal.subject, bucket.clone(), generation)
             .await;
         Ok(bucket)
+    }
+
+    /// The bucket with the caller's grants and memberships, from the cache when it is live.
+    pub async fn access_context(
+        &self,
+        bucket: &str,
+        caller: &Caller,
+    ) -> Result<Arc<AccessContext>, StoreError> {
+        self.cache
+            .access_context(
+                &self.store,
+                bucket,
+                &caller.grant_principals,
+                &caller.member_keys,
+            )
+            .await
     }
 }
 

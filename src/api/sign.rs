@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The default URL lifetime, in seconds.
@@ -491,12 +492,7 @@ pub async fn sign(
 ) -> Result<Json<SignResponse>, ApiError> {
     let checked = check(request, None)?;
     let context = state
-        .store
-        .access_context(
-            checked.bucket.as_str(),
-            &caller.grant_principals,
-            &caller.member_keys,
-        )
+        .access_context(checked.bucket.as_str(), &caller)
         .await?;
     let planned = match plan(&state, &caller, checked, &context) {
         Ok(planned) => planned,
@@ -601,7 +597,7 @@ async fn run_chunk(
     caller: &Caller,
     items: Vec<(usize, Value)>,
     default_ttl: Option<i64>,
-    contexts: &mut HashMap<String, AccessContext>,
+    contexts: &mut HashMap<String, Arc<AccessContext>>,
 ) -> Result<Vec<BatchResult>, ApiError> {
     let mut checked = Vec::with_capacity(items.len());
     let mut results: Vec<Option<BatchResult>> = (0..items.len()).map(|_| None).collect();
@@ -624,11 +620,11 @@ async fn run_chunk(
         names.dedup();
         names
     };
-    let loaded = futures::future::try_join_all(missing.iter().map(|name| {
-        state
-            .store
-            .access_context(name, &caller.grant_principals, &caller.member_keys)
-    }))
+    let loaded = futures::future::try_join_all(
+        missing
+            .iter()
+            .map(|name| state.access_context(name, &caller)),
+    )
     .await?;
     contexts.extend(missing.into_iter().zip(loaded));
 
@@ -720,14 +716,7 @@ pub async fn upload_policy(
     };
     let ttl = request.expires_in.unwrap_or(DEFAULT_TTL);
     let expiry = Expiry::from_secs(ttl)?;
-    let context = state
-        .store
-        .access_context(
-            bucket.as_str(),
-            &caller.grant_principals,
-            &caller.member_keys,
-        )
-        .await?;
+    let context = state.access_context(bucket.as_str(), &caller).await?;
     let audit = audit_event(
         &caller,
         Action::Write,

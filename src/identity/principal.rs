@@ -42,6 +42,7 @@ impl Principal {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Claims {
     pub sub: String,
+    pub exp: i64,
     #[serde(default)]
     pub aud: Audience,
     pub azp: Option<String>,

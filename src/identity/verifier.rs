@@ -2,7 +2,10 @@
 
 use super::jwks::KeyStore;
 use super::principal::{Claims, Principal};
+use aws_lc_rs::digest;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a token was refused: for the log, never for the caller.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +30,26 @@ pub struct TokenRules {
 pub struct TokenVerifier {
     rules: TokenRules,
     keys: KeyStore,
+    /// SHA-256 of a token that verified → its caller and `exp`. Apps send the same token many
+    /// times; this spares the signature check and the parsing. Held at most a minute, so a key
+    /// the issuer withdraws stops working soon even for tokens seen before.
+    verified: moka::sync::Cache<[u8; 32], Arc<(Principal, i64)>>,
 }
+
+/// How long a verified token is remembered at most.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
 impl TokenVerifier {
     pub fn new(rules: TokenRules, keys: KeyStore) -> Self {
-        Self { rules, keys }
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(VERIFIED_TTL)
+            .build();
+        Self {
+            rules,
+            keys,
+            verified,
+        }
     }
 
     /// The key store (readiness, refresh).
@@ -41,6 +59,23 @@ impl TokenVerifier {
 
     /// The caller a token names, if it is valid in every respect.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let mut digest_bytes = [0u8; 32];
+        digest_bytes.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        if let Some(hit) = self.verified.get(&digest_bytes) {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if hit.1 + self.rules.leeway as i64 > now {
+                return Ok(hit.0.clone());
+            }
+            self.verified.invalidate(&digest_bytes);
+            return Err(AuthError("token expired".into()));
+        }
+        let (principal, exp) = self.verify_uncached(token).await?;
+        self.verified
+            .insert(digest_bytes, Arc::new((principal.clone(), exp)));
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<(Principal, i64), AuthError> {
         let unverified_header =
             decode_header(token).map_err(|e| AuthError(format!("malformed token: {e}")))?;
         let alg = unverified_header.alg;
@@ -80,7 +115,8 @@ impl TokenVerifier {
         if claims.sub.is_empty() {
             return Err(AuthError("empty subject".into()));
         }
-        Ok(claims.into_principal(self.rules.client_id.as_deref()))
+        let exp = claims.exp;
+        Ok((claims.into_principal(self.rules.client_id.as_deref()), exp))
     }
 }
 

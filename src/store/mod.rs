@@ -2,11 +2,13 @@
 
 mod audit;
 mod buckets;
+mod changes;
 mod error;
 mod projects;
 
 pub use audit::{AuditEvent, AuditLog};
 pub use buckets::{AccessContext, BucketRecord};
+pub use changes::{CHANNEL, DecisionCache};
 pub use error::StoreError;
 
 use sqlx::PgPool;

@@ -157,3 +157,62 @@ async fn owners_list_their_bucket_with_every_action() {
         json!(["read", "write", "delete", "share", "admin"])
     );
 }
+
+/// Signs as `sub` on `base` and returns the status.
+async fn status_on(app: &TestApp, base: &str, sub: &str, bucket: &str, object: &str) -> u16 {
+    let body = json!({ "bucket": bucket, "object": object, "method": "GET" });
+    let response = app
+        .client
+        .post(format!("{base}/v1/sign"))
+        .bearer_auth(app.idp.token(sub))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    response.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_every_replica_within_a_second() {
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    let bucket = app.personal_bucket("alice").await;
+    app.grant(&bucket, "shared/", "user:bob", "viewer", None)
+        .await;
+    // Let both change feeds connect, then warm both caches.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for base in [app.address.as_str(), replica.address.as_str()] {
+        for _ in 0..3 {
+            assert_eq!(status_on(&app, base, "bob", &bucket, "shared/a").await, 200);
+        }
+    }
+    sqlx::query("DELETE FROM grants WHERE principal = 'user:bob'")
+        .execute(&app.pool)
+        .await
+        .expect("revoke");
+    let revoked_at = std::time::Instant::now();
+    for base in [app.address.as_str(), replica.address.as_str()] {
+        loop {
+            if status_on(&app, base, "bob", &bucket, "shared/a").await == 404 {
+                break;
+            }
+            assert!(
+                revoked_at.elapsed() < std::time::Duration::from_secs(1),
+                "{base} still allows bob after 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    // A new grant is seen as quickly.
+    app.grant(&bucket, "", "user:bob", "viewer", None).await;
+    let granted_at = std::time::Instant::now();
+    for base in [app.address.as_str(), replica.address.as_str()] {
+        while status_on(&app, base, "bob", &bucket, "x").await != 200 {
+            assert!(
+                granted_at.elapsed() < std::time::Duration::from_secs(1),
+                "{base} does not see the grant after 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

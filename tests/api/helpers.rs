@@ -216,6 +216,8 @@ impl Drop for TestDb {
 /// A running broker.
 pub struct TestApp {
     pub address: String,
+    /// The settings it was started with, for replicas.
+    env: HashMap<String, String>,
     pub client: reqwest::Client,
     pub idp: TestIdp,
     pub pool: PgPool,
@@ -257,25 +259,27 @@ impl TestApp {
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
-        let app = Application::build(&config)
-            .await
-            .expect("the broker starts");
-        let address = format!("http://{}", app.local_addr().expect("addr"));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async {
-            let _ = rx.await;
-        }));
+        let (address, shutdown) = start(&env).await;
         let pool = PgPool::connect(&db.url)
             .await
             .expect("connect to the test database");
         Self {
             address,
+            env,
             client: reqwest::Client::new(),
             idp,
             pool,
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
             _db: db,
+        }
+    }
+
+    /// Another broker on the same database and issuer, with caches of its own: a replica.
+    pub async fn replica(&self) -> Replica {
+        let (address, shutdown) = start(&self.env).await;
+        Replica {
+            address,
+            _shutdown: shutdown,
         }
     }
 
@@ -361,6 +365,26 @@ impl TestApp {
         .await
         .expect("insert grant");
     }
+}
+
+/// Builds and runs a broker from `env`; it stops when the sender is dropped or used.
+async fn start(env: &HashMap<String, String>) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
+    let app = Application::build(&config)
+        .await
+        .expect("the broker starts");
+    let address = format!("http://{}", app.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    (address, tx)
+}
+
+/// A second broker on a test's database; stops when dropped.
+pub struct Replica {
+    pub address: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Drop for TestApp {

@@ -1,0 +1,199 @@
+//! Caches of what decisions read, kept correct across replicas: every change to grants,
+//! buckets, projects or members is published by triggers (`migrations/0002`) on one channel, and
+//! each replica listens and drops what the change affects. While the listener is disconnected
+//! nothing is cached or served from cache; on reconnect everything cached is dropped.
+
+use super::{AccessContext, BucketRecord, Store, StoreError};
+use aws_lc_rs::digest;
+use moka::future::Cache;
+use sqlx::postgres::PgListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The channel the triggers publish on.
+pub const CHANNEL: &str = "storage_broker_changes";
+
+/// A bucket and a digest of the caller's principals and member keys.
+type ContextKey = (String, [u8; 32]);
+
+/// The caches and the state of the change feed.
+pub struct DecisionCache {
+    contexts: Cache<ContextKey, Arc<AccessContext>>,
+    /// Subject → personal bucket.
+    personal: Cache<String, BucketRecord>,
+    /// Bumped on every change seen: a read that started before a change never fills the cache.
+    generation: AtomicU64,
+    /// The listener is connected and listening.
+    live: AtomicBool,
+}
+
+#[derive(serde::Deserialize)]
+struct Change {
+    kind: String,
+    bucket: Option<String>,
+    owner: Option<String>,
+}
+
+impl DecisionCache {
+    /// Empty caches, not live until [`listen`](Self::listen) connects.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            contexts: Cache::builder()
+                .max_capacity(200_000)
+                // A bound on staleness should a notification ever be lost in transit.
+                .time_to_live(Duration::from_secs(300))
+                .support_invalidation_closures()
+                .build(),
+            personal: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            generation: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the change feed is connected (caching is on).
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Listens for changes on `store` until the process ends, reconnecting as needed.
+    pub fn listen(self: &Arc<Self>, store: Store) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(err) = cache.follow(&store).await {
+                    tracing::warn!(error = %err, "change feed lost; caching off until it reconnects");
+                }
+                cache.live.store(false, Ordering::Release);
+                cache.drop_everything();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    async fn follow(&self, store: &Store) -> Result<(), sqlx::Error> {
+        let mut listener = PgListener::connect_with(store.pool()).await?;
+        listener.listen(CHANNEL).await?;
+        // Anything may have changed while nobody listened.
+        self.drop_everything();
+        self.live.store(true, Ordering::Release);
+        tracing::info!("change feed listening");
+        loop {
+            // `None`: the connection was lost; reconnect from the top.
+            let Some(notification) = listener.try_recv().await? else {
+                return Ok(());
+            };
+            self.apply(notification.payload()).await;
+        }
+    }
+
+    async fn apply(&self, payload: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let Ok(change) = serde_json::from_str::<Change>(payload) else {
+            tracing::warn!(
+                payload,
+                "unreadable change notification; dropping every cache"
+            );
+            self.drop_everything();
+            return;
+        };
+        match (change.kind.as_str(), change.bucket) {
+            ("grant" | "bucket", Some(bucket)) => {
+                if let Err(err) = self
+                    .contexts
+                    .invalidate_entries_if(move |key, _| key.0 == bucket)
+                {
+                    tracing::error!(error = %err, "cache invalidation failed; dropping every cache");
+                    self.drop_everything();
+                }
+                if let Some(owner) = change.owner {
+                    self.personal.invalidate(&owner).await;
+                }
+            }
+            // Memberships and projects reach into many buckets' decisions: drop them all.
+            _ => self.contexts.invalidate_all(),
+        }
+    }
+
+    fn drop_everything(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.contexts.invalidate_all();
+        self.personal.invalidate_all();
+    }
+
+    /// [`Store::access_context`] through the cache.
+    pub async fn access_context(
+        &self,
+        store: &Store,
+        bucket: &str,
+        principals: &[String],
+        member_keys: &[String],
+    ) -> Result<Arc<AccessContext>, StoreError> {
+        if !self.is_live() {
+            return Ok(Arc::new(
+                store
+                    .access_context(bucket, principals, member_keys)
+                    .await?,
+            ));
+        }
+        let key = (bucket.to_owned(), fingerprint(principals, member_keys));
+        if let Some(hit) = self.contexts.get(&key).await {
+            return Ok(hit);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let context = Arc::new(
+            store
+                .access_context(bucket, principals, member_keys)
+                .await?,
+        );
+        if self.is_live() && self.generation.load(Ordering::Acquire) == generation {
+            self.contexts.insert(key, context.clone()).await;
+        }
+        Ok(context)
+    }
+
+    /// The cached personal bucket of `subject`.
+    pub async fn personal_bucket(&self, subject: &str) -> Option<BucketRecord> {
+        if self.is_live() {
+            self.personal.get(subject).await
+        } else {
+            None
+        }
+    }
+
+    /// Remembers `subject`'s personal bucket, read when the generation was `generation`.
+    pub async fn remember_personal_bucket(
+        &self,
+        subject: &str,
+        bucket: BucketRecord,
+        generation: u64,
+    ) {
+        if self.is_live() && self.generation.load(Ordering::Acquire) == generation {
+            self.personal.insert(subject.to_owned(), bucket).await;
+        }
+    }
+
+    /// The current generation, to pass back to [`remember_personal_bucket`](Self::remember_personal_bucket).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// SHA-256 over the principals and member keys, each length-prefixed so that no two different
+/// lists digest alike.
+fn fingerprint(principals: &[String], member_keys: &[String]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for list in [principals, member_keys] {
+        ctx.update(&(list.len() as u64).to_le_bytes());
+        for part in list {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part.as_bytes());
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
