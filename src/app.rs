@@ -1,7 +1,8 @@
 //! Builds the service from a [`Config`]: `serve`, the tests and `dev` all start it this way.
 
-use crate::api::{AppState, router};
+use crate::api::{AppState, Services, router};
 use crate::config::Config;
+use crate::gcs::Gcs;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
 use crate::signing::{Endpoint, Scheme, UrlSigner, UrlStyle, load_signer};
@@ -76,7 +77,7 @@ impl Application {
                 jwks_url: oidc.jwks_url.clone(),
                 refetch_interval: oidc.refetch_interval,
             },
-            http,
+            http.clone(),
         );
         if let Err(err) = keys.refresh().await {
             tracing::warn!(error = %err, "issuer keys not loaded yet; not ready until they are");
@@ -87,19 +88,28 @@ impl Application {
             algorithms: oidc.algorithms.clone(),
             client_id: oidc.client_id.clone(),
             leeway: oidc.leeway_seconds,
+            clearance_claim: oidc.clearance_claim.clone(),
+        };
+        let gcs = match (&config.storage_endpoint, &config.signing_credentials) {
+            (Some(endpoint), _) => Some(Gcs::emulator(endpoint, http.clone())),
+            (None, Some(key)) => Gcs::google(key, http.clone())
+                .map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?,
+            (None, None) => None,
         };
         let audit = AuditLog::start(store.pool().clone());
         let cache = DecisionCache::new();
         cache.listen(store.clone());
-        let state = AppState::new(
+        let state = AppState::new(Services {
             store,
             audit,
-            TokenVerifier::new(rules, keys),
+            verifier: TokenVerifier::new(rules, keys),
             policies,
             signer,
-            config.admin_role.clone(),
+            admin_role: config.admin_role.clone(),
+            metrics: Default::default(),
             cache,
-        );
+            gcs,
+        });
 
         let refresh_every = oidc.refresh_interval;
         let refresher = state.clone();

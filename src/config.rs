@@ -47,6 +47,8 @@ pub struct OidcConfig {
     pub leeway_seconds: u64,
     pub refetch_interval: Duration,
     pub refresh_interval: Duration,
+    /// A claim naming the caller's classification clearance.
+    pub clearance_claim: Option<String>,
 }
 
 /// Everything `serve` needs.
@@ -160,6 +162,7 @@ impl Config {
             refresh_interval: Duration::from_secs(
                 number("BROKER_JWKS_REFRESH_SECONDS", 300, 86_400)?.max(1),
             ),
+            clearance_claim: get("BROKER_CLEARANCE_CLAIM"),
         };
 
         let signing_credentials = get("BROKER_SIGNING_CREDENTIALS").map(PathBuf::from);

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod gcs;
 pub mod identity;
 pub mod policy;
 pub mod signing;

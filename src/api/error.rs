@@ -24,6 +24,16 @@ pub enum ApiError {
         code: &'static str,
         detail: String,
     },
+    /// A named thing (a grant, a member) that does not exist, once the caller may know of it.
+    Missing {
+        code: &'static str,
+        detail: String,
+    },
+    /// The request conflicts with the current state (a name taken, the last owner).
+    Conflict {
+        code: &'static str,
+        detail: String,
+    },
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     /// The database (or another dependency) is down: retry.
@@ -50,6 +60,8 @@ impl ApiError {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Missing { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -65,7 +77,9 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::NoRoute => "no_route",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::BadRequest { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Missing { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable => "unavailable",
@@ -82,6 +96,8 @@ impl ApiError {
             Self::NoRoute => "no such route".into(),
             Self::MethodNotAllowed => "method not allowed on this route".into(),
             Self::BadRequest { detail, .. }
+            | Self::Missing { detail, .. }
+            | Self::Conflict { detail, .. }
             | Self::PayloadTooLarge(detail)
             | Self::UnsupportedMediaType(detail) => detail.clone(),
             Self::Unavailable => "the service is temporarily unavailable; retry shortly".into(),

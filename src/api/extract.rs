@@ -73,6 +73,7 @@ impl FromRequestParts<AppState> for Caller {
         let clearance = principal
             .roles
             .iter()
+            .chain(&principal.clearances)
             .filter_map(|r| levels.iter().position(|l| l == r))
             .max()
             .unwrap_or(0);

@@ -3,10 +3,12 @@
 mod buckets;
 mod error;
 mod extract;
+mod grants;
 mod health;
 mod me;
 mod metrics;
 mod openapi;
+mod projects;
 mod sign;
 
 pub use error::{ApiError, Problem};
@@ -37,6 +39,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// What decisions read, dropped on every change any replica makes.
     pub cache: Arc<DecisionCache>,
+    /// Storage control plane, when one is configured.
+    pub gcs: Option<crate::gcs::Gcs>,
 }
 
 /// The handlers' state.
@@ -51,26 +55,9 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Assembles the state.
-    pub fn new(
-        store: Store,
-        audit: AuditLog,
-        verifier: TokenVerifier,
-        policies: Policies,
-        signer: UrlSigner,
-        admin_role: String,
-        cache: Arc<DecisionCache>,
-    ) -> Self {
-        Self(Arc::new(Services {
-            store,
-            audit,
-            verifier,
-            policies,
-            signer,
-            admin_role,
-            metrics: Metrics::default(),
-            cache,
-        }))
+    /// Shares `services` with the handlers.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
     }
 }
 
@@ -125,6 +112,70 @@ impl Services {
     }
 }
 
+/// Records a change the caller made (projects, members, grants, buckets), before answering.
+pub async fn audit_change(
+    state: &AppState,
+    caller: &Caller,
+    action: crate::policy::Action,
+    bucket: Option<&str>,
+    object: Option<&str>,
+    operation: &'static str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    record_management(
+        state, caller, action, bucket, object, operation, "allow", reason,
+    )
+    .await
+}
+
+/// Records a refused change and why: the why goes to the audit, never to the caller.
+pub async fn audit_refusal(
+    state: &AppState,
+    caller: &Caller,
+    action: crate::policy::Action,
+    bucket: Option<&str>,
+    object: Option<&str>,
+    operation: &'static str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    record_management(
+        state, caller, action, bucket, object, operation, "deny", reason,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_management(
+    state: &AppState,
+    caller: &Caller,
+    action: crate::policy::Action,
+    bucket: Option<&str>,
+    object: Option<&str>,
+    operation: &'static str,
+    decision: &'static str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    state.metrics.decision(decision);
+    let event = crate::store::AuditEvent {
+        at: time::OffsetDateTime::now_utc(),
+        request_id: caller.request_id.clone(),
+        subject: Some(caller.principal.subject.clone()),
+        client: caller.principal.client.clone(),
+        action: action.as_str(),
+        bucket: bucket.map(str::to_owned),
+        object: object.map(str::to_owned),
+        method: Some(operation),
+        expires_at: None,
+        decision,
+        reason: if caller.admin {
+            format!("{reason} (storage admin)")
+        } else {
+            reason.to_owned()
+        },
+    };
+    Ok(state.audit.record(vec![event]).await?)
+}
+
 /// The request id that `SetRequestIdLayer` put on the request.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
@@ -149,7 +200,25 @@ pub fn router(state: AppState) -> Router {
             post(sign::batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
         )
         .route("/v1/upload-policy", post(sign::upload_policy))
-        .route("/v1/buckets", get(buckets::list))
+        .route("/v1/buckets", get(buckets::list).post(buckets::create))
+        .route(
+            "/v1/buckets/{bucket}",
+            get(buckets::get).delete(buckets::delete),
+        )
+        .route(
+            "/v1/buckets/{bucket}/grants",
+            get(grants::list).post(grants::create),
+        )
+        .route(
+            "/v1/buckets/{bucket}/grants/{id}",
+            axum::routing::delete(grants::delete),
+        )
+        .route("/v1/projects", get(projects::list).post(projects::create))
+        .route("/v1/projects/{slug}", get(projects::get))
+        .route(
+            "/v1/projects/{slug}/members/{member}",
+            axum::routing::put(projects::put_member).delete(projects::delete_member),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -623,7 +623,7 @@ async fn run_chunk(
     let loaded = futures::future::try_join_all(
         missing
             .iter()
-            .map(|name| state.access_context(name, &caller)),
+            .map(|name| state.access_context(name, caller)),
     )
     .await?;
     contexts.extend(missing.into_iter().zip(loaded));

@@ -15,6 +15,8 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The client the token was issued to (`azp`).
     pub client: Option<String>,
+    /// Classification levels named by the configured clearance claim, if any.
+    pub clearances: Vec<String>,
 }
 
 impl Principal {
@@ -54,6 +56,9 @@ pub(crate) struct Claims {
     pub realm_access: Option<RoleList>,
     #[serde(default)]
     pub resource_access: HashMap<String, RoleList>,
+    /// Every other claim, for the configured clearance claim.
+    #[serde(flatten)]
+    pub other: HashMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,7 +88,19 @@ impl Audience {
 }
 
 impl Claims {
-    pub(crate) fn into_principal(self, client_id: Option<&str>) -> Principal {
+    pub(crate) fn into_principal(
+        mut self,
+        client_id: Option<&str>,
+        clearance_claim: Option<&str>,
+    ) -> Principal {
+        let clearances = match clearance_claim.and_then(|c| self.other.remove(c)) {
+            Some(serde_json::Value::String(level)) => vec![level],
+            Some(serde_json::Value::Array(levels)) => levels
+                .into_iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
         let mut roles = self.realm_access.map(|r| r.roles).unwrap_or_default();
         if let Some(client) = client_id.and_then(|c| self.resource_access.get(c)) {
             roles.extend(client.roles.iter().cloned());
@@ -97,6 +114,7 @@ impl Claims {
             groups: self.groups,
             roles,
             client: self.azp,
+            clearances,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct TokenRules {
     pub client_id: Option<String>,
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     pub leeway: u64,
+    /// A claim naming the caller's classification level(s), read beside realm roles.
+    pub clearance_claim: Option<String>,
 }
 
 /// Verifies bearer tokens against the issuer's keys.
@@ -116,7 +118,13 @@ impl TokenVerifier {
             return Err(AuthError("empty subject".into()));
         }
         let exp = claims.exp;
-        Ok((claims.into_principal(self.rules.client_id.as_deref()), exp))
+        Ok((
+            claims.into_principal(
+                self.rules.client_id.as_deref(),
+                self.rules.clearance_claim.as_deref(),
+            ),
+            exp,
+        ))
     }
 }
 

@@ -39,11 +39,14 @@ pub struct BucketFacts<'a> {
     pub read_only: bool,
 }
 
-/// A grant: `role` on objects starting with `prefix`, for `principal`, until `expires_at`.
+/// A grant: `role` on objects starting with `prefix` (or, when `exact`, on the object named
+/// `prefix` alone), for `principal`, until `expires_at`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 pub struct Grant {
     pub id: Uuid,
     pub prefix: String,
+    #[serde(default)]
+    pub exact: bool,
     pub principal: String,
     pub role: String,
     #[serde(with = "time::serde::rfc3339::option", default)]
@@ -169,10 +172,12 @@ pub fn decide(
             None => continue,
         };
         visible = true;
-        if allowed_by.is_none()
-            && actions.contains(action)
-            && object.starts_with(grant.prefix.as_str())
-        {
+        let covers = if grant.exact {
+            object == grant.prefix
+        } else {
+            object.starts_with(grant.prefix.as_str())
+        };
+        if allowed_by.is_none() && actions.contains(action) && covers {
             allowed_by = Some(format!("grant {}", grant.id));
         }
     }
@@ -215,6 +220,7 @@ mod tests {
         Grant {
             id: Uuid::nil(),
             prefix: prefix.into(),
+            exact: false,
             principal: principal.into(),
             role: role.into(),
             expires_at,
@@ -304,6 +310,34 @@ mod tests {
                     ALICE_PERSONAL,
                     Action::Read,
                     "a.png",
+                )
+            },
+            Case {
+                grants: vec![Grant {
+                    exact: true,
+                    ..grant("report.pdf", "user:bob", "viewer", None)
+                }],
+                expect: "allow",
+                ..case(
+                    "single-object grant",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "report.pdf",
+                )
+            },
+            Case {
+                grants: vec![Grant {
+                    exact: true,
+                    ..grant("report.pdf", "user:bob", "viewer", None)
+                }],
+                expect: "deny",
+                ..case(
+                    "single-object grant opens no longer name",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Read,
+                    "report.pdf.bak",
                 )
             },
             Case {
@@ -568,7 +602,7 @@ mod tests {
         project: Option<&str>,
         classification: usize,
         read_only: bool,
-        grants: &[(String, String, String, bool)],
+        grants: &[(String, String, String, bool, bool)],
         action: Action,
         object: &str,
     ) -> &'static str {
@@ -595,21 +629,21 @@ mod tests {
                 .collect()
         };
         let is_member = |p: &str| memberships.iter().any(|(mp, _)| mp == p);
-        let mut rights: Vec<(String, Action)> = Vec::new();
+        let mut rights: Vec<(String, bool, Action)> = Vec::new();
         let mut visible = false;
         if owner == Some(sub) {
             visible = true;
             rights.extend(
                 role_actions("owner")
                     .into_iter()
-                    .map(|a| (String::new(), a)),
+                    .map(|a| (String::new(), false, a)),
             );
         }
         if let Some(p) = project.filter(|p| is_member(p)) {
             visible = true;
-            rights.extend(member_of(p).into_iter().map(|a| (String::new(), a)));
+            rights.extend(member_of(p).into_iter().map(|a| (String::new(), false, a)));
         }
-        for (prefix, principal, role, expired) in grants {
+        for (prefix, principal, role, expired, exact) in grants {
             if *expired {
                 continue;
             }
@@ -624,20 +658,29 @@ mod tests {
                         role_actions(role)
                             .into_iter()
                             .filter(|a| cap.contains(a))
-                            .map(|a| (prefix.clone(), a)),
+                            .map(|a| (prefix.clone(), *exact, a)),
                     );
                 }
             } else if matches {
                 visible = true;
-                rights.extend(role_actions(role).into_iter().map(|a| (prefix.clone(), a)));
+                rights.extend(
+                    role_actions(role)
+                        .into_iter()
+                        .map(|a| (prefix.clone(), *exact, a)),
+                );
             }
         }
         if !visible {
             return "not_found";
         }
-        let allowed = rights
-            .iter()
-            .any(|(prefix, a)| *a == action && object.starts_with(prefix.as_str()));
+        let allowed = rights.iter().any(|(prefix, exact, a)| {
+            *a == action
+                && if *exact {
+                    object == prefix
+                } else {
+                    object.starts_with(prefix.as_str())
+                }
+        });
         if allowed && !(read_only && writes) {
             "allow"
         } else {
@@ -683,19 +726,21 @@ mod tests {
                 ],
                 prop_oneof![Just("viewer"), Just("editor"), Just("owner"), Just("ghost")],
                 any::<bool>(),
+                any::<bool>(),
             ), 0..4),
             action in prop_oneof![Just(Action::Read), Just(Action::Write), Just(Action::Delete), Just(Action::Share), Just(Action::Admin)],
             object in object(),
         ) {
             let memberships: Vec<(String, String)> = memberships.into_iter().map(|(p, r)| (p, r.to_owned())).collect();
-            let grants: Vec<(String, String, String, bool)> = grants.into_iter().map(|(p, who, r, e)| (p, who, r.to_owned(), e)).collect();
+            let grants: Vec<(String, String, String, bool, bool)> = grants.into_iter().map(|(p, who, r, e, x)| (p, who, r.to_owned(), e, x)).collect();
             let expected = reference(&sub, &groups, &memberships, admin, clearance, owner.as_deref(), project.as_deref(),
                 classification, read_only, &grants, action, &object);
 
             let principals = principals(&sub, &groups.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
             let ms: Vec<Membership> = memberships.iter().map(|(p, r)| Membership { project: p.clone(), role: r.clone() }).collect();
-            let gs: Vec<Grant> = grants.iter().map(|(p, who, r, expired)| {
-                grant(p, who, r, Some(if *expired { NOW - time::Duration::seconds(1) } else { NOW + time::Duration::hours(1) }))
+            let gs: Vec<Grant> = grants.iter().map(|(p, who, r, expired, exact)| {
+                let expires = if *expired { NOW - time::Duration::seconds(1) } else { NOW + time::Duration::hours(1) };
+                Grant { exact: *exact, ..grant(p, who, r, Some(expires)) }
             }).collect();
             let caller = Caller { subject: &sub, principals: &principals, memberships: &ms, clearance, admin };
             let bucket = BucketFacts { owner: owner.as_deref(), project: project.as_deref(), classification, read_only };

@@ -9,7 +9,7 @@ mod roles;
 pub use action::{Action, Actions};
 pub use classes::{BucketClass, Classes, Release};
 pub use decision::{BucketFacts, Caller, Decision, Grant, GrantPrincipal, Membership, decide};
-pub use names::LogicalBucketName;
+pub use names::{LogicalBucketName, ProjectSlug};
 pub use roles::{REQUIRED_ROLES, Roles};
 
 use std::path::Path;

@@ -37,6 +37,37 @@ impl fmt::Display for LogicalBucketName {
     }
 }
 
+/// A project's slug (`vision`): 3–63 of `a-z 0-9 -`, starting and ending with a letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectSlug(String);
+
+impl ProjectSlug {
+    /// Checks the rules.
+    pub fn parse(slug: &str) -> Result<Self, String> {
+        let ok_chars = slug
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
+        let alnum =
+            |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if (3..=63).contains(&slug.len())
+            && ok_chars
+            && alnum(slug.as_bytes().first())
+            && alnum(slug.as_bytes().last())
+        {
+            Ok(Self(slug.to_owned()))
+        } else {
+            Err(format!(
+                "project slug {slug:?}: 3-63 of a-z, 0-9 and '-', starting and ending with a letter or digit"
+            ))
+        }
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,7 +101,7 @@ impl Store {
                    SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
                    FROM buckets WHERE name = $1) b),
                (SELECT coalesce(json_agg(json_build_object(
-                       'id', g.id, 'prefix', g.prefix, 'principal', g.principal, 'role', g.role,
+                       'id', g.id, 'prefix', g.prefix, 'exact', g.exact, 'principal', g.principal, 'role', g.role,
                        'expires_at', to_char(g.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))), '[]'::json)
                   FROM grants g
                   WHERE g.bucket = $1 AND (g.expires_at IS NULL OR g.expires_at > now())
@@ -194,5 +194,76 @@ mod tests {
         for name in ["alice", "Bob Smith", "@@", &"x".repeat(200)] {
             crate::policy::LogicalBucketName::parse(&personal_bucket_name(name)).expect(name);
         }
+    }
+}
+
+/// A logical bucket to create.
+#[derive(Clone, Debug)]
+pub struct NewBucket<'a> {
+    pub name: &'a str,
+    pub class: &'a str,
+    pub owner: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub backend_bucket: &'a str,
+    pub backend_prefix: &'a str,
+    pub classification: &'a str,
+    pub read_only: bool,
+    pub created_by: &'a str,
+}
+
+impl Store {
+    /// Creates a logical bucket; `None` when the name is taken.
+    pub async fn create_bucket(
+        &self,
+        bucket: NewBucket<'_>,
+    ) -> Result<Option<BucketRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "INSERT INTO buckets (name, class, owner, project, backend_bucket, backend_prefix, classification, read_only, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT DO NOTHING
+             RETURNING name, class, owner, project, backend_bucket, backend_prefix, classification, read_only",
+        )
+        .bind(bucket.name)
+        .bind(bucket.class)
+        .bind(bucket.owner)
+        .bind(bucket.project)
+        .bind(bucket.backend_bucket)
+        .bind(bucket.backend_prefix)
+        .bind(bucket.classification)
+        .bind(bucket.read_only)
+        .bind(bucket.created_by)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Whether a logical bucket is called `name`.
+    pub async fn bucket_exists(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1)")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Whether another logical bucket already maps to a prefix overlapping `prefix` of `backend`.
+    pub async fn backend_overlaps(&self, backend: &str, prefix: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM buckets WHERE backend_bucket = $1
+                            AND (starts_with(backend_prefix, $2) OR starts_with($2, backend_prefix)))",
+        )
+        .bind(backend)
+        .bind(prefix)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Removes logical bucket `name` and, by cascade, its grants; whether it existed.
+    pub async fn delete_bucket(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM buckets WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

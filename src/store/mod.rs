@@ -4,12 +4,15 @@ mod audit;
 mod buckets;
 mod changes;
 mod error;
+mod grants;
 mod projects;
 
 pub use audit::{AuditEvent, AuditLog};
-pub use buckets::{AccessContext, BucketRecord};
+pub use buckets::{AccessContext, BucketRecord, NewBucket};
 pub use changes::{CHANNEL, DecisionCache};
 pub use error::StoreError;
+pub use grants::{GrantRecord, NewGrant};
+pub use projects::{MemberRecord, MemberRemoval, ProjectRecord};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

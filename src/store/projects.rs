@@ -2,6 +2,34 @@
 
 use super::{Store, StoreError};
 use crate::policy::Membership;
+use time::OffsetDateTime;
+
+/// A project.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProjectRecord {
+    pub slug: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A project member: a subject, or `group:<path>`.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberRecord {
+    pub member: String,
+    pub role: String,
+    pub added_by: String,
+    pub added_at: OffsetDateTime,
+}
+
+/// What removing a member did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MemberRemoval {
+    Removed,
+    NotAMember,
+    /// Refused: the project would have no owner left.
+    LastOwner,
+}
 
 impl Store {
     /// The caller's project memberships; `member_keys` are the subject and `group:<path>` per group.
@@ -16,5 +44,145 @@ impl Store {
             .into_iter()
             .map(|(project, role)| Membership { project, role })
             .collect())
+    }
+
+    /// Creates a project with `creator` as its owner; `None` when the slug is taken.
+    pub async fn create_project(
+        &self,
+        slug: &str,
+        name: &str,
+        creator: &str,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let project: Option<ProjectRecord> = sqlx::query_as(
+            "INSERT INTO projects (slug, name, created_by) VALUES ($1, $2, $3)
+             ON CONFLICT (slug) DO NOTHING
+             RETURNING slug, name, created_by, created_at",
+        )
+        .bind(slug)
+        .bind(name)
+        .bind(creator)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if project.is_some() {
+            sqlx::query("INSERT INTO project_members (project, member, role, added_by) VALUES ($1, $2, 'owner', $2)")
+                .bind(slug)
+                .bind(creator)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    /// The project `slug`.
+    pub async fn project(&self, slug: &str) -> Result<Option<ProjectRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT slug, name, created_by, created_at FROM projects WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Projects with these slugs, or every project (storage admins).
+    pub async fn projects(
+        &self,
+        slugs: &[String],
+        all: bool,
+    ) -> Result<Vec<ProjectRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT slug, name, created_by, created_at FROM projects WHERE $2 OR slug = ANY($1) ORDER BY slug LIMIT 1000",
+        )
+        .bind(slugs)
+        .bind(all)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The members of `slug`.
+    pub async fn members(&self, slug: &str) -> Result<Vec<MemberRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT member, role, added_by, added_at FROM project_members WHERE project = $1 ORDER BY member",
+        )
+        .bind(slug)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Adds `member` to `slug` with `role`, or changes their role. Refuses (returns `false`)
+    /// to demote the last owner.
+    pub async fn put_member(
+        &self,
+        slug: &str,
+        member: &str,
+        role: &str,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Serialise membership changes of one project, so "the last owner" stays true.
+        sqlx::query("SELECT 1 FROM projects WHERE slug = $1 FOR UPDATE")
+            .bind(slug)
+            .execute(&mut *tx)
+            .await?;
+        if role != "owner" && self.is_last_owner(&mut tx, slug, member).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO project_members (project, member, role, added_by) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project, member) DO UPDATE SET role = EXCLUDED.role, added_by = EXCLUDED.added_by, added_at = now()",
+        )
+        .bind(slug)
+        .bind(member)
+        .bind(role)
+        .bind(by)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes `member` from `slug`, unless they are its last owner.
+    pub async fn remove_member(
+        &self,
+        slug: &str,
+        member: &str,
+    ) -> Result<MemberRemoval, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM projects WHERE slug = $1 FOR UPDATE")
+            .bind(slug)
+            .execute(&mut *tx)
+            .await?;
+        if self.is_last_owner(&mut tx, slug, member).await? {
+            return Ok(MemberRemoval::LastOwner);
+        }
+        let removed = sqlx::query("DELETE FROM project_members WHERE project = $1 AND member = $2")
+            .bind(slug)
+            .bind(member)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(if removed == 0 {
+            MemberRemoval::NotAMember
+        } else {
+            MemberRemoval::Removed
+        })
+    }
+
+    async fn is_last_owner(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        slug: &str,
+        member: &str,
+    ) -> Result<bool, StoreError> {
+        let (is_owner, owners): (bool, i64) = sqlx::query_as(
+            "SELECT coalesce(bool_or(member = $2), false), count(*) FROM project_members WHERE project = $1 AND role = 'owner'",
+        )
+        .bind(slug)
+        .bind(member)
+        .fetch_one(tx)
+        .await?;
+        Ok(is_owner && owners == 1)
     }
 }

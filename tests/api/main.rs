@@ -6,5 +6,6 @@ mod batch;
 mod grants;
 mod helpers;
 mod ops;
+mod sharing;
 mod sign;
 mod upload_policy;

@@ -1,0 +1,359 @@
+//! Projects and their members: `/v1/projects`, `/v1/projects/{slug}`,
+//! `/v1/projects/{slug}/members/{member}`.
+
+use super::{ApiError, ApiJson, AppState, Caller};
+use crate::policy::{Action, Actions, ProjectSlug, REQUIRED_ROLES};
+use crate::signing::rfc3339_seconds;
+use crate::store::{MemberRecord, MemberRemoval, ProjectRecord};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// A project to create.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// 3–63 of a-z, 0-9 and '-'.
+    pub slug: String,
+    pub name: String,
+}
+
+/// A project, with the caller's role in it and, for members, its members.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectView {
+    pub slug: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: String,
+    /// The caller's role (the strongest, when they are a member more than once).
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberView>>,
+}
+
+/// One member: a subject, or `group:<path>`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemberView {
+    pub member: String,
+    pub role: String,
+    pub added_by: String,
+    pub added_at: String,
+}
+
+/// The caller's projects.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProjectList {
+    pub projects: Vec<ProjectView>,
+}
+
+/// A member's role.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRole {
+    /// viewer, editor or owner.
+    pub role: String,
+}
+
+fn view(
+    project: ProjectRecord,
+    role: Option<String>,
+    members: Option<Vec<MemberRecord>>,
+) -> ProjectView {
+    ProjectView {
+        slug: project.slug,
+        name: project.name,
+        created_by: project.created_by,
+        created_at: rfc3339_seconds(project.created_at),
+        role,
+        members: members.map(|list| {
+            list.into_iter()
+                .map(|m| MemberView {
+                    member: m.member,
+                    role: m.role,
+                    added_by: m.added_by,
+                    added_at: rfc3339_seconds(m.added_at),
+                })
+                .collect()
+        }),
+    }
+}
+
+/// The caller's memberships of `slug`: the strongest role and the actions they add up to.
+async fn standing(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+) -> Result<(Option<String>, Actions), ApiError> {
+    let memberships = state.store.memberships(&caller.member_keys).await?;
+    let mine: Vec<&str> = memberships
+        .iter()
+        .filter(|m| m.project == slug)
+        .map(|m| m.role.as_str())
+        .collect();
+    let actions = mine
+        .iter()
+        .map(|r| state.policies.roles.actions(r))
+        .fold(Actions::NONE, Actions::union);
+    let strongest = mine
+        .iter()
+        .max_by_key(|r| state.policies.roles.actions(r).iter().count())
+        .map(|r| (*r).to_owned());
+    Ok((strongest, actions))
+}
+
+/// Create a project; the caller becomes its owner.
+#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = NewProject, security(("bearer" = [])),
+    responses((status = 201, body = ProjectView),
+        (status = 400, body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::Problem, content_type = "application/problem+json")))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewProject>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    let slug =
+        ProjectSlug::parse(&body.slug).map_err(|e| ApiError::bad_request("invalid_slug", e))?;
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "name: 1-200 characters, no control characters",
+        ));
+    }
+    let created = state
+        .store
+        .create_project(slug.as_str(), name, &caller.principal.subject)
+        .await?;
+    let Some(project) = created else {
+        return Err(ApiError::Conflict {
+            code: "project_exists",
+            detail: format!("project {:?} exists", slug.as_str()),
+        });
+    };
+    super::audit_change(
+        &state,
+        &caller,
+        Action::Admin,
+        None,
+        Some(slug.as_str()),
+        "CREATE_PROJECT",
+        "created",
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(project, Some("owner".into()), None)),
+    ))
+}
+
+/// The projects the caller belongs to (storage admins: all).
+#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+    responses((status = 200, body = ProjectList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ProjectList>, ApiError> {
+    let memberships = state.store.memberships(&caller.member_keys).await?;
+    let slugs: Vec<String> = memberships.iter().map(|m| m.project.clone()).collect();
+    let projects = state.store.projects(&slugs, caller.admin).await?;
+    let roles = &state.policies.roles;
+    let projects = projects
+        .into_iter()
+        .map(|p| {
+            let role = memberships
+                .iter()
+                .filter(|m| m.project == p.slug)
+                .max_by_key(|m| roles.actions(&m.role).iter().count())
+                .map(|m| m.role.clone());
+            view(p, role, None)
+        })
+        .collect();
+    Ok(Json(ProjectList { projects }))
+}
+
+/// One project with its members; 404 unless the caller belongs to it.
+#[utoipa::path(get, path = "/v1/projects/{slug}", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path)),
+    responses((status = 200, body = ProjectView), (status = 404, body = super::Problem, content_type = "application/problem+json")))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let (role, _) = standing(&state, &caller, &slug).await?;
+    if role.is_none() && !caller.admin {
+        return Err(ApiError::NotFound);
+    }
+    let project = state
+        .store
+        .project(&slug)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let members = state.store.members(&slug).await?;
+    Ok(Json(view(project, role, Some(members))))
+}
+
+/// Checks that the caller may manage `slug`'s members and give `role`; audits a refusal.
+async fn may_share(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+    member: &str,
+    role: Option<&str>,
+) -> Result<(), ApiError> {
+    let (standing_role, actions) = standing(state, caller, slug).await?;
+    if standing_role.is_none() && !caller.admin {
+        return Err(ApiError::NotFound);
+    }
+    let operation = if role.is_some() {
+        "PUT_MEMBER"
+    } else {
+        "DELETE_MEMBER"
+    };
+    if !caller.admin && !actions.contains(Action::Share) {
+        let reason = format!("no share right in project {slug}");
+        super::audit_refusal(
+            state,
+            caller,
+            Action::Share,
+            None,
+            Some(member),
+            operation,
+            &reason,
+        )
+        .await?;
+        return Err(ApiError::Forbidden);
+    }
+    if let Some(role) = role
+        && !caller.admin
+        && !actions.covers(state.policies.roles.actions(role))
+    {
+        let reason = format!("cannot give {role}: more than the caller holds in {slug}");
+        super::audit_refusal(
+            state,
+            caller,
+            Action::Share,
+            None,
+            Some(member),
+            operation,
+            &reason,
+        )
+        .await?;
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
+fn check_member(member: &str) -> Result<(), ApiError> {
+    let group = member.strip_prefix("group:");
+    let bad = member.is_empty()
+        || member.len() > 255
+        || member.chars().any(char::is_control)
+        || group.is_some_and(|g| g.is_empty())
+        || (group.is_none() && member.contains(':'));
+    if bad {
+        return Err(ApiError::bad_request(
+            "invalid_member",
+            "member: a user's subject, or group:<path>",
+        ));
+    }
+    Ok(())
+}
+
+/// Add a member or change their role (needs `share` in the project).
+#[utoipa::path(put, path = "/v1/projects/{slug}/members/{member}", tag = "projects", request_body = MemberRole,
+    security(("bearer" = [])), params(("slug" = String, Path), ("member" = String, Path, description = "a subject, or group:<path>, URL-encoded")),
+    responses((status = 200, body = MemberView),
+        (status = 400, body = super::Problem, content_type = "application/problem+json"),
+        (status = 403, body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::Problem, content_type = "application/problem+json")))]
+pub async fn put_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, member)): Path<(String, String)>,
+    ApiJson(body): ApiJson<MemberRole>,
+) -> Result<Json<MemberView>, ApiError> {
+    check_member(&member)?;
+    if !REQUIRED_ROLES.contains(&body.role.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_role",
+            "role: viewer, editor or owner",
+        ));
+    }
+    may_share(&state, &caller, &slug, &member, Some(&body.role)).await?;
+    if !state
+        .store
+        .put_member(&slug, &member, &body.role, &caller.principal.subject)
+        .await?
+    {
+        return Err(ApiError::Conflict {
+            code: "last_owner",
+            detail: "a project keeps at least one owner".into(),
+        });
+    }
+    let reason = format!("{member} is {} in {slug}", body.role);
+    super::audit_change(
+        &state,
+        &caller,
+        Action::Share,
+        None,
+        Some(&member),
+        "PUT_MEMBER",
+        &reason,
+    )
+    .await?;
+    let added = state
+        .store
+        .members(&slug)
+        .await?
+        .into_iter()
+        .find(|m| m.member == member)
+        .ok_or(ApiError::Internal)?;
+    Ok(Json(MemberView {
+        member: added.member,
+        role: added.role,
+        added_by: added.added_by,
+        added_at: rfc3339_seconds(added.added_at),
+    }))
+}
+
+/// Remove a member (needs `share` in the project).
+#[utoipa::path(delete, path = "/v1/projects/{slug}/members/{member}", tag = "projects", security(("bearer" = [])),
+    params(("slug" = String, Path), ("member" = String, Path)),
+    responses((status = 204), (status = 403, body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::Problem, content_type = "application/problem+json"),
+        (status = 409, body = super::Problem, content_type = "application/problem+json")))]
+pub async fn delete_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((slug, member)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    check_member(&member)?;
+    may_share(&state, &caller, &slug, &member, None).await?;
+    match state.store.remove_member(&slug, &member).await? {
+        MemberRemoval::Removed => {
+            let reason = format!("{member} removed from {slug}");
+            super::audit_change(
+                &state,
+                &caller,
+                Action::Share,
+                None,
+                Some(&member),
+                "DELETE_MEMBER",
+                &reason,
+            )
+            .await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        MemberRemoval::NotAMember => Err(ApiError::Missing {
+            code: "member_not_found",
+            detail: format!("{member} is not a member of {slug}"),
+        }),
+        MemberRemoval::LastOwner => Err(ApiError::Conflict {
+            code: "last_owner",
+            detail: "a project keeps at least one owner".into(),
+        }),
+    }
+}

@@ -1,0 +1,244 @@
+//! Control-plane calls to Cloud Storage that carry no object bytes: listing objects and deleting
+//! them (the `delete` release policy), through the JSON API. Against `BROKER_STORAGE_ENDPOINT`
+//! (an emulator) no credentials are sent; against Google, an OAuth token from the service-account
+//! key (the JWT-bearer grant), refreshed before it expires.
+
+use crate::signing::{rsa_key_from_pem, signer_from_json};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Encodes an object name as one path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A failed control-plane call.
+#[derive(Debug, thiserror::Error)]
+#[error("cloud storage: {0}")]
+pub struct GcsError(pub String);
+
+/// One object in a listing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectInfo {
+    pub name: String,
+    #[serde(default)]
+    pub size: Option<String>,
+    pub content_type: Option<String>,
+    pub updated: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectPage {
+    #[serde(default)]
+    pub items: Vec<ObjectInfo>,
+    pub next_page_token: Option<String>,
+}
+
+enum Auth {
+    /// Emulators take no credentials.
+    None,
+    ServiceAccount {
+        email: String,
+        key: EncodingKey,
+        token_uri: String,
+        token: Mutex<Option<(String, Instant)>>,
+    },
+}
+
+/// The control-plane client.
+pub struct Gcs {
+    http: reqwest::Client,
+    base: String,
+    auth: Auth,
+}
+
+impl Gcs {
+    /// For an emulator at `endpoint` (e.g. `http://127.0.0.1:4443`).
+    pub fn emulator(endpoint: &str, http: reqwest::Client) -> Self {
+        Self {
+            http,
+            base: endpoint.trim_end_matches('/').to_owned(),
+            auth: Auth::None,
+        }
+    }
+
+    /// For Google, authenticated with the service-account key at `key_file`; `None` when the
+    /// key cannot get OAuth tokens (an HMAC key).
+    pub fn google(key_file: &Path, http: reqwest::Client) -> Result<Option<Self>, String> {
+        let text = std::fs::read(key_file).map_err(|e| format!("{}: {e}", key_file.display()))?;
+        signer_from_json(&text).map_err(|e| e.to_string())?;
+        let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+        let (Some(email), Some(pem)) = (doc["client_email"].as_str(), doc["private_key"].as_str())
+        else {
+            return Ok(None);
+        };
+        rsa_key_from_pem(pem).map_err(|e| e.to_string())?;
+        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+        let token_uri = doc["token_uri"]
+            .as_str()
+            .unwrap_or("https://oauth2.googleapis.com/token")
+            .to_owned();
+        let auth = Auth::ServiceAccount {
+            email: email.to_owned(),
+            key,
+            token_uri,
+            token: Mutex::new(None),
+        };
+        Ok(Some(Self {
+            http,
+            base: "https://storage.googleapis.com".into(),
+            auth,
+        }))
+    }
+
+    async fn bearer(&self) -> Result<Option<String>, GcsError> {
+        let Auth::ServiceAccount {
+            email,
+            key,
+            token_uri,
+            token,
+        } = &self.auth
+        else {
+            return Ok(None);
+        };
+        let mut cached = token.lock().await;
+        if let Some((value, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(Some(value.clone()));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "iss": email, "aud": token_uri, "iat": now, "exp": now + 3600,
+            "scope": "https://www.googleapis.com/auth/devstorage.read_write",
+        });
+        let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
+            .map_err(|e| GcsError(format!("signing the token request: {e}")))?;
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+            expires_in: u64,
+        }
+        let body = format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+        );
+        let response = self
+            .http
+            .post(token_uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| GcsError(format!("token request: {e}")))?;
+        let token: Token = checked(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| GcsError(e.to_string()))?;
+        let until = Instant::now() + Duration::from_secs(token.expires_in.saturating_sub(300));
+        *cached = Some((token.access_token.clone(), until));
+        Ok(Some(token.access_token))
+    }
+
+    fn object_url(&self, bucket: &str, name: &str) -> String {
+        format!(
+            "{}/storage/v1/b/{bucket}/o/{}",
+            self.base,
+            utf8_percent_encode(name, SEGMENT)
+        )
+    }
+
+    /// One page of the objects under `prefix`.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        page_token: Option<&str>,
+    ) -> Result<ObjectPage, GcsError> {
+        let mut request = self
+            .http
+            .get(format!("{}/storage/v1/b/{bucket}/o", self.base))
+            .query(&[
+                ("prefix", prefix),
+                (
+                    "fields",
+                    "items(name,size,contentType,updated),nextPageToken",
+                ),
+            ]);
+        if let Some(token) = page_token {
+            request = request.query(&[("pageToken", token)]);
+        }
+        if let Some(bearer) = self.bearer().await? {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| GcsError(format!("list {bucket}: {e}")))?;
+        checked(response)
+            .await?
+            .json()
+            .await
+            .map_err(|e| GcsError(format!("list {bucket}: {e}")))
+    }
+
+    /// Deletes one object; one already gone is fine.
+    pub async fn delete(&self, bucket: &str, name: &str) -> Result<(), GcsError> {
+        let mut request = self.http.delete(self.object_url(bucket, name));
+        if let Some(bearer) = self.bearer().await? {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| GcsError(format!("delete {name}: {e}")))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        checked(response).await.map(drop)
+    }
+
+    /// Deletes every object under `prefix` (never the whole bucket: the prefix must not be
+    /// empty); how many. Eight deletes run at a time.
+    pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, GcsError> {
+        if prefix.is_empty() {
+            return Err(GcsError("refusing to delete a whole bucket".into()));
+        }
+        let mut deleted = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list(bucket, prefix, token.as_deref()).await?;
+            let names: Vec<String> = page.items.into_iter().map(|o| o.name).collect();
+            for chunk in names.chunks(8) {
+                futures::future::try_join_all(chunk.iter().map(|name| self.delete(bucket, name)))
+                    .await?;
+                deleted += chunk.len() as u64;
+            }
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => return Ok(deleted),
+            }
+        }
+    }
+}
+
+async fn checked(response: reqwest::Response) -> Result<reqwest::Response, GcsError> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    Err(GcsError(format!(
+        "{status}: {}",
+        body.chars().take(300).collect::<String>()
+    )))
+}

@@ -1,0 +1,698 @@
+//! Projects, members, project buckets, the grants API, classification, read-only buckets,
+//! bucket deletion by release policy, and revocation reaching every replica.
+
+use crate::helpers::{Emulator, TestApp, expect_problem};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+async fn sign_status(
+    app: &TestApp,
+    base: &str,
+    token: &str,
+    bucket: &str,
+    object: &str,
+    method: &str,
+) -> u16 {
+    let body = json!({ "bucket": bucket, "object": object, "method": method });
+    let response = app
+        .client
+        .post(format!("{base}/v1/sign"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    response.status().as_u16()
+}
+
+async fn put(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .put(app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .delete(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_members_and_project_buckets() {
+    let app = TestApp::spawn().await;
+    let (alice, bob, carol) = (
+        app.idp.token("alice"),
+        app.idp.token("bob"),
+        app.idp.token("carol"),
+    );
+
+    let created = app
+        .post(
+            "/v1/projects",
+            &alice,
+            &json!({ "slug": "vision", "name": "Vision" }),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    assert_eq!(created["role"], "owner");
+    expect_problem(
+        app.post(
+            "/v1/projects",
+            &bob,
+            &json!({ "slug": "vision", "name": "Again" }),
+        )
+        .await,
+        409,
+        "project_exists",
+    )
+    .await;
+    expect_problem(
+        app.post(
+            "/v1/projects",
+            &bob,
+            &json!({ "slug": "No Way", "name": "x" }),
+        )
+        .await,
+        400,
+        "invalid_slug",
+    )
+    .await;
+    expect_problem(app.get("/v1/projects/vision", &bob).await, 404, "not_found").await;
+
+    // Only project owners make project buckets.
+    let bucket = app
+        .post(
+            "/v1/buckets",
+            &alice,
+            &json!({ "name": "p-vision", "class": "project", "project": "vision" }),
+        )
+        .await;
+    assert_eq!(bucket.status(), 201);
+    let bucket: Value = bucket.json().await.expect("json");
+    assert_eq!(
+        bucket["actions"],
+        json!(["read", "write", "delete", "share", "admin"])
+    );
+    expect_problem(
+        app.post(
+            "/v1/buckets",
+            &alice,
+            &json!({ "name": "p-vision", "class": "project", "project": "vision" }),
+        )
+        .await,
+        409,
+        "bucket_exists",
+    )
+    .await;
+    expect_problem(
+        app.post(
+            "/v1/buckets",
+            &bob,
+            &json!({ "name": "p-other", "class": "project", "project": "vision" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    assert_eq!(
+        put(
+            &app,
+            "/v1/projects/vision/members/bob",
+            &alice,
+            &json!({ "role": "editor" })
+        )
+        .await
+        .status(),
+        200
+    );
+    let group = put(
+        &app,
+        "/v1/projects/vision/members/group%3A%2Fvision%2Fteam",
+        &alice,
+        &json!({ "role": "viewer" }),
+    )
+    .await;
+    assert_eq!(group.status(), 200);
+    expect_problem(
+        put(
+            &app,
+            "/v1/projects/vision/members/dave",
+            &alice,
+            &json!({ "role": "boss" }),
+        )
+        .await,
+        400,
+        "invalid_role",
+    )
+    .await;
+    expect_problem(
+        put(
+            &app,
+            "/v1/projects/vision/members/dave",
+            &bob,
+            &json!({ "role": "viewer" }),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    expect_problem(
+        app.post(
+            "/v1/buckets",
+            &bob,
+            &json!({ "name": "p-bob", "class": "project", "project": "vision" }),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    let project: Value = app
+        .get("/v1/projects/vision", &bob)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(project["role"], "editor");
+    let members: Vec<&str> = project["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["member"].as_str().expect("m"))
+        .collect();
+    assert_eq!(members, ["alice", "bob", "group:/vision/team"]);
+    let mine: Value = app
+        .get("/v1/projects", &bob)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["projects"][0]["slug"], "vision");
+
+    // Members' roles apply to the whole project bucket; a group membership counts.
+    assert_eq!(
+        sign_status(&app, &app.address, &bob, "p-vision", "data/x.png", "PUT").await,
+        200
+    );
+    let team = app
+        .idp
+        .token_with("erin", json!({ "groups": ["/vision/team"] }));
+    assert_eq!(
+        sign_status(&app, &app.address, &team, "p-vision", "data/x.png", "GET").await,
+        200
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &team, "p-vision", "data/x.png", "PUT").await,
+        403
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &carol, "p-vision", "data/x.png", "GET").await,
+        404
+    );
+    let signed: Value = app
+        .sign(
+            "bob",
+            json!({ "bucket": "p-vision", "object": "data/x.png", "method": "GET" }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        signed["url"]
+            .as_str()
+            .expect("url")
+            .contains("/storage-broker-data/projects/vision/data/x.png?")
+    );
+
+    // The last owner stays.
+    expect_problem(
+        delete(&app, "/v1/projects/vision/members/alice", &alice).await,
+        409,
+        "last_owner",
+    )
+    .await;
+    expect_problem(
+        put(
+            &app,
+            "/v1/projects/vision/members/alice",
+            &alice,
+            &json!({ "role": "viewer" }),
+        )
+        .await,
+        409,
+        "last_owner",
+    )
+    .await;
+    expect_problem(
+        delete(&app, "/v1/projects/vision/members/nobody", &alice).await,
+        404,
+        "member_not_found",
+    )
+    .await;
+
+    // Deleting a retain-class bucket: editors cannot; the owner can.
+    expect_problem(
+        delete(&app, "/v1/buckets/p-vision", &bob).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        delete(&app, "/v1/buckets/p-vision", &alice).await.status(),
+        204
+    );
+    expect_problem(
+        app.get("/v1/buckets/p-vision", &alice).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE method IN ('CREATE_PROJECT', 'PUT_MEMBER', 'CREATE_BUCKET', 'DELETE_BUCKET')")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert!(audited >= 6, "changes and refusals are audited: {audited}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_loses_access_at_once_on_both_replicas() {
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    let (alice, bob) = (app.idp.token("alice"), app.idp.token("bob"));
+    app.post(
+        "/v1/projects",
+        &alice,
+        &json!({ "slug": "vision", "name": "Vision" }),
+    )
+    .await;
+    app.post(
+        "/v1/buckets",
+        &alice,
+        &json!({ "name": "p-vision", "class": "project", "project": "vision" }),
+    )
+    .await;
+    put(
+        &app,
+        "/v1/projects/vision/members/bob",
+        &alice,
+        &json!({ "role": "viewer" }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for base in [&app.address, &replica.address] {
+        assert_eq!(
+            sign_status(&app, base, &bob, "p-vision", "a", "GET").await,
+            200
+        );
+    }
+    assert_eq!(
+        delete(&app, "/v1/projects/vision/members/bob", &alice)
+            .await
+            .status(),
+        204
+    );
+    let removed = Instant::now();
+    for base in [&app.address, &replica.address] {
+        while sign_status(&app, base, &bob, "p-vision", "a", "GET").await != 404 {
+            assert!(
+                removed.elapsed() < Duration::from_secs(1),
+                "{base} still lets bob in"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_api_rules() {
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    let bucket = app.personal_bucket("alice").await;
+    let (alice, bob) = (app.idp.token("alice"), app.idp.token("bob"));
+    let grants = format!("/v1/buckets/{bucket}/grants");
+
+    let shared = app
+        .post(
+            &grants,
+            &alice,
+            &json!({ "prefix": "shared/", "principal": "user:bob", "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(shared.status(), 201);
+    let shared: Value = shared.json().await.expect("json");
+    assert_eq!(
+        sign_status(&app, &app.address, &bob, &bucket, "shared/cat.png", "GET").await,
+        200
+    );
+    // A grant on shared/ opens neither the object "shared" nor "sharedx/…".
+    assert_eq!(
+        sign_status(&app, &app.address, &bob, &bucket, "shared", "GET").await,
+        403
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &bob, &bucket, "sharedx/a", "GET").await,
+        403
+    );
+
+    // A viewer cannot grant editor (nor anything: viewers cannot share).
+    let escalate = app
+        .post(
+            &grants,
+            &bob,
+            &json!({ "prefix": "shared/", "principal": "user:carol", "role": "editor" }),
+        )
+        .await;
+    expect_problem(escalate, 403, "forbidden").await;
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM audit_events WHERE method = 'CREATE_GRANT' AND decision = 'deny'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the refusal is audited");
+    assert!(reason.contains("share"), "{reason}");
+    expect_problem(app.get(&grants, &bob).await, 403, "forbidden").await;
+
+    // An owner of a prefix shares inside it, and no more.
+    app.post(
+        &grants,
+        &alice,
+        &json!({ "prefix": "team/", "principal": "user:bob", "role": "owner" }),
+    )
+    .await;
+    let inside = app
+        .post(
+            &grants,
+            &bob,
+            &json!({ "prefix": "team/sub/", "principal": "user:carol", "role": "editor" }),
+        )
+        .await;
+    assert_eq!(inside.status(), 201);
+    let outside = app
+        .post(
+            &grants,
+            &bob,
+            &json!({ "prefix": "", "principal": "user:carol", "role": "viewer" }),
+        )
+        .await;
+    expect_problem(outside, 403, "forbidden").await;
+
+    // Single objects.
+    app.post(
+        &grants,
+        &alice,
+        &json!({ "object": "report.pdf", "principal": "user:dave", "role": "viewer" }),
+    )
+    .await;
+    let dave = app.idp.token("dave");
+    assert_eq!(
+        sign_status(&app, &app.address, &dave, &bucket, "report.pdf", "GET").await,
+        200
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &dave, &bucket, "report.pdf.bak", "GET").await,
+        403
+    );
+
+    // Bad grants.
+    for (body, code) in [
+        (
+            json!({ "prefix": "x/", "principal": "everyone", "role": "viewer" }),
+            "invalid_principal",
+        ),
+        (
+            json!({ "prefix": "x/", "principal": "user:z", "role": "god" }),
+            "invalid_role",
+        ),
+        (
+            json!({ "prefix": "x/", "object": "y", "principal": "user:z", "role": "viewer" }),
+            "invalid_request",
+        ),
+        (
+            json!({ "prefix": "x/", "principal": "user:z", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z" }),
+            "invalid_expiry",
+        ),
+        (
+            json!({ "prefix": "a\nb", "principal": "user:z", "role": "viewer" }),
+            "invalid_prefix",
+        ),
+    ] {
+        expect_problem(app.post(&grants, &alice, &body).await, 400, code).await;
+    }
+
+    // An expiring grant stops working when it expires.
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    app.post(&grants, &alice, &json!({ "prefix": "tmp/", "principal": "user:erin", "role": "viewer", "expires_at": soon })).await;
+    let erin = app.idp.token("erin");
+    assert_eq!(
+        sign_status(&app, &app.address, &erin, &bucket, "tmp/a", "GET").await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        sign_status(&app, &app.address, &erin, &bucket, "tmp/a", "GET").await,
+        404
+    );
+
+    // Listing, then revoking through the API: both replicas stop honouring it.
+    let listed: Value = app.get(&grants, &alice).await.json().await.expect("json");
+    assert!(listed["grants"].as_array().expect("grants").len() >= 5);
+    assert_eq!(
+        sign_status(
+            &app,
+            &replica.address,
+            &bob,
+            &bucket,
+            "shared/cat.png",
+            "GET"
+        )
+        .await,
+        200
+    );
+    let id = shared["id"].as_str().expect("id");
+    assert_eq!(
+        delete(&app, &format!("{grants}/{id}"), &alice)
+            .await
+            .status(),
+        204
+    );
+    expect_problem(
+        delete(&app, &format!("{grants}/{id}"), &alice).await,
+        404,
+        "grant_not_found",
+    )
+    .await;
+    let revoked = Instant::now();
+    for base in [&app.address, &replica.address] {
+        while sign_status(&app, base, &bob, &bucket, "shared/cat.png", "GET").await == 200 {
+            assert!(
+                revoked.elapsed() < Duration::from_secs(1),
+                "{base} still honours the revoked grant"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classification_read_only_and_brownfield() {
+    let app = TestApp::spawn_with(&[("BROKER_CLEARANCE_CLAIM", "clearance")]).await;
+    let admin = app.idp.token_with(
+        "root",
+        json!({ "realm_access": { "roles": ["storage-admin"] } }),
+    );
+    let alice = app.idp.token("alice");
+    let body = json!({ "name": "pb-archive", "class": "existing-protected-b", "backend_bucket": "legacy-archive", "backend_prefix": "data/" });
+    expect_problem(
+        app.post("/v1/buckets", &alice, &body).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(app.post("/v1/buckets", &admin, &body).await.status(), 201);
+    let overlapping = json!({ "name": "pb-other", "class": "existing", "backend_bucket": "legacy-archive", "backend_prefix": "data/sub/" });
+    expect_problem(
+        app.post("/v1/buckets", &admin, &overlapping).await,
+        409,
+        "prefix_in_use",
+    )
+    .await;
+    let deleting = json!({ "name": "pb-x", "class": "personal", "backend_bucket": "legacy-x" });
+    expect_problem(
+        app.post("/v1/buckets", &admin, &deleting).await,
+        400,
+        "class_must_retain",
+    )
+    .await;
+    let grant = json!({ "prefix": "", "principal": "authenticated", "role": "viewer" });
+    assert_eq!(
+        app.post("/v1/buckets/pb-archive/grants", &admin, &grant)
+            .await
+            .status(),
+        201
+    );
+
+    // protected-b is invisible without the clearance, from a realm role or the claim.
+    assert_eq!(
+        sign_status(&app, &app.address, &alice, "pb-archive", "a", "GET").await,
+        404
+    );
+    expect_problem(
+        app.get("/v1/buckets/pb-archive", &alice).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let by_role = app.idp.token_with(
+        "bob",
+        json!({ "realm_access": { "roles": ["protected-b"] } }),
+    );
+    let by_claim = app
+        .idp
+        .token_with("carol", json!({ "clearance": "protected-b" }));
+    let by_lower_claim = app
+        .idp
+        .token_with("dave", json!({ "clearance": "protected-a" }));
+    assert_eq!(
+        sign_status(&app, &app.address, &by_role, "pb-archive", "a", "GET").await,
+        200
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &by_claim, "pb-archive", "a", "GET").await,
+        200
+    );
+    assert_eq!(
+        sign_status(
+            &app,
+            &app.address,
+            &by_lower_claim,
+            "pb-archive",
+            "a",
+            "GET"
+        )
+        .await,
+        404
+    );
+    let signed: Value = app
+        .post(
+            "/v1/sign",
+            &by_claim,
+            &json!({ "bucket": "pb-archive", "object": "a", "method": "GET" }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        signed["url"]
+            .as_str()
+            .expect("url")
+            .contains("/legacy-archive/data/a?")
+    );
+    let why: String = sqlx::query_scalar("SELECT reason FROM audit_events WHERE subject = 'alice' AND decision = 'not_found' LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .expect("audited");
+    assert!(why.contains("clearance"), "the audit says why: {why}");
+
+    // Read-only refuses write and delete whatever the grants.
+    let ro = json!({ "name": "ro-data", "class": "existing", "backend_bucket": "legacy-ro", "read_only": true });
+    assert_eq!(app.post("/v1/buckets", &admin, &ro).await.status(), 201);
+    let editor = json!({ "prefix": "", "principal": "user:alice", "role": "editor" });
+    assert_eq!(
+        app.post("/v1/buckets/ro-data/grants", &admin, &editor)
+            .await
+            .status(),
+        403,
+        "not even admins grant writes on a read-only bucket"
+    );
+    assert_eq!(
+        app.post(
+            "/v1/buckets/ro-data/grants",
+            &admin,
+            &json!({ "prefix": "", "principal": "user:alice", "role": "viewer" })
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &alice, "ro-data", "a", "GET").await,
+        200
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &alice, "ro-data", "a", "PUT").await,
+        403
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &admin, "ro-data", "a", "DELETE").await,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_delete_class_bucket_deletes_its_objects_in_storage() {
+    let emulator = Emulator::start().await;
+    emulator.create_bucket("storage-broker-data").await;
+    let app = TestApp::spawn_with(&[("BROKER_STORAGE_ENDPOINT", emulator.endpoint.as_str())]).await;
+    let bucket = app.personal_bucket("alice").await;
+    app.personal_bucket("bob").await;
+    for name in [
+        "users/alice/a.txt",
+        "users/alice/deep/b.txt",
+        "users/alice2/keep.txt",
+        "users/bob/c.txt",
+    ] {
+        emulator.put("storage-broker-data", name, b"bytes").await;
+    }
+    // Retain classes keep their objects; personal buckets are of a delete class.
+    expect_problem(
+        delete(
+            &app,
+            &format!("/v1/buckets/{bucket}"),
+            &app.idp.token("bob"),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        delete(
+            &app,
+            &format!("/v1/buckets/{bucket}"),
+            &app.idp.token("alice")
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        emulator.names("storage-broker-data").await,
+        ["users/alice2/keep.txt", "users/bob/c.txt"]
+    );
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM audit_events WHERE method = 'DELETE_BUCKET' AND decision = 'allow'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audited");
+    assert!(reason.contains("2 objects deleted"), "{reason}");
+    // Alice's next request makes her a new, empty personal bucket.
+    assert_eq!(app.personal_bucket("alice").await, "u-alice");
+}
