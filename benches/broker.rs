@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const RATE: u32 = 2_000;
-const LOAD_SECONDS: u32 = 30;
+const LOAD_SECONDS: u32 = 20;
+/// Fixed-rate runs; their median p99 is the figure (one run on a shared machine is noisy).
+const LOAD_RUNS: usize = 3;
 const BATCH: usize = 10_000;
 const BATCH_RUNS: usize = 5;
 
@@ -210,13 +212,21 @@ async fn run() -> Result<(), String> {
     let idle_kib = rss_kib(pid);
 
     let openssl_before = openssl_multi();
-    eprintln!("load: {RATE} requests/s for {LOAD_SECONDS} s");
-    let fixed = load_figures(&oha(
-        &format!("{base}/v1/sign"),
-        &token,
-        Some(RATE),
-        LOAD_SECONDS,
-    )?);
+    eprintln!("load: {RATE} requests/s, {LOAD_RUNS} runs of {LOAD_SECONDS} s");
+    let mut runs = Vec::with_capacity(LOAD_RUNS);
+    for _ in 0..LOAD_RUNS {
+        runs.push(load_figures(&oha(
+            &format!("{base}/v1/sign"),
+            &token,
+            Some(RATE),
+            LOAD_SECONDS,
+        )?));
+    }
+    runs.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+    let each_p99: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.p99_ms)).collect();
+    let failed: u64 = runs.iter().map(|r| r.non_200).sum();
+    let fixed_ok: u64 = runs.iter().map(|r| r.ok).sum();
+    let fixed = runs.swap_remove(LOAD_RUNS / 2);
     eprintln!("capacity: unthrottled for 15 s");
     let capacity = load_figures(&oha(&format!("{base}/v1/sign"), &token, None, 15)?);
     let after_load_kib = rss_kib(pid);
@@ -273,20 +283,20 @@ async fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     drop(broker);
 
-    let received = fixed.ok + capacity.ok + (BATCH * BATCH_RUNS) as u64;
+    let received = fixed_ok + capacity.ok + (BATCH * BATCH_RUNS) as u64;
     let ok = |c: bool| if c { "met" } else { "**missed**" };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let table = [
         "| measure | figure | target |".to_owned(),
         "|---|---|---|".to_owned(),
         format!(
-            "| `/v1/sign` at a fixed {RATE} req/s for {LOAD_SECONDS} s (64 connections) | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed ({}) | ≥ 2,000 req/s, p99 ≤ 10 ms, none failed: {} |",
+            "| `/v1/sign` at a fixed {RATE} req/s, {LOAD_RUNS} runs of {LOAD_SECONDS} s (64 connections); the median run | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms (each run's p99: {} ms), {failed} failed in all runs ({}) | ≥ 2,000 req/s, median p99 ≤ 10 ms, none failed: {} |",
             fixed.rps,
             fixed.p50_ms,
             fixed.p99_ms,
-            fixed.non_200,
+            each_p99.join(", "),
             fixed.detail,
-            ok(fixed.rps >= 1990.0 && fixed.p99_ms <= 10.0 && fixed.non_200 == 0)
+            ok(fixed.rps >= 1990.0 && fixed.p99_ms <= 10.0 && failed == 0)
         ),
         format!(
             "| `/v1/sign` unthrottled for 15 s (capacity) | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} failed ({}) | |",

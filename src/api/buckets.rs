@@ -276,15 +276,13 @@ pub async fn create(
         "bucket {} of class {} at gs://{backend_bucket}/{backend_prefix}",
         record.name, record.class
     );
-    super::audit_change(
-        &state,
-        &caller,
-        Action::Admin,
-        Some(name.as_str()),
-        None,
-        "CREATE_BUCKET",
-        &reason,
-    )
+    super::Change {
+        action: Action::Admin,
+        bucket: Some(name.as_str()),
+        object: None,
+        operation: "CREATE_BUCKET",
+    }
+    .done(&state, &caller, &reason)
     .await?;
     let shown = view(&state, &caller, record.clone())
         .await?
@@ -299,15 +297,13 @@ async fn refuse_create(
     name: &str,
     reason: &str,
 ) -> Result<(StatusCode, Json<BucketView>), ApiError> {
-    super::audit_refusal(
-        state,
-        caller,
-        Action::Admin,
-        Some(name),
-        None,
-        "CREATE_BUCKET",
-        reason,
-    )
+    super::Change {
+        action: Action::Admin,
+        bucket: Some(name),
+        object: None,
+        operation: "CREATE_BUCKET",
+    }
+    .refused(state, caller, reason)
     .await?;
     Err(ApiError::Forbidden)
 }
@@ -331,15 +327,13 @@ pub async fn delete(
         Decision::Allow(_) => {}
         Decision::NotFound(_) => return Err(ApiError::NotFound),
         Decision::Deny(reason) => {
-            super::audit_refusal(
-                &state,
-                &caller,
-                Action::Admin,
-                Some(&bucket),
-                None,
-                "DELETE_BUCKET",
-                &reason,
-            )
+            super::Change {
+                action: Action::Admin,
+                bucket: Some(&bucket),
+                object: None,
+                operation: "DELETE_BUCKET",
+            }
+            .refused(&state, &caller, &reason)
             .await?;
             return Err(ApiError::Forbidden);
         }
@@ -363,15 +357,13 @@ pub async fn delete(
         reason.push_str(&format!(", {removed} objects deleted"));
     }
     if state.store.delete_bucket(&bucket).await? {
-        super::audit_change(
-            &state,
-            &caller,
-            Action::Admin,
-            Some(&bucket),
-            None,
-            "DELETE_BUCKET",
-            &reason,
-        )
+        super::Change {
+            action: Action::Admin,
+            bucket: Some(&bucket),
+            object: None,
+            operation: "DELETE_BUCKET",
+        }
+        .done(&state, &caller, &reason)
         .await?;
     }
     Ok(StatusCode::NO_CONTENT)

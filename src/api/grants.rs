@@ -78,15 +78,13 @@ async fn sharer(
         Decision::Allow(_) => Ok((record, context)),
         Decision::NotFound(_) => Err(ApiError::NotFound),
         Decision::Deny(reason) => {
-            super::audit_refusal(
-                state,
-                caller,
-                Action::Share,
-                Some(bucket),
-                Some(scope),
+            super::Change {
+                action: Action::Share,
+                bucket: Some(bucket),
+                object: Some(scope),
                 operation,
-                &reason,
-            )
+            }
+            .refused(state, caller, &reason)
             .await?;
             Err(ApiError::Forbidden)
         }
@@ -185,15 +183,13 @@ pub async fn create(
                 "cannot grant {}: the caller does not hold {action} on {scope:?}",
                 body.role
             );
-            super::audit_refusal(
-                &state,
-                &caller,
-                Action::Share,
-                Some(&bucket),
-                Some(&scope),
-                "CREATE_GRANT",
-                &reason,
-            )
+            super::Change {
+                action: Action::Share,
+                bucket: Some(&bucket),
+                object: Some(&scope),
+                operation: "CREATE_GRANT",
+            }
+            .refused(&state, &caller, &reason)
             .await?;
             return Err(ApiError::Forbidden);
         }
@@ -214,15 +210,13 @@ pub async fn create(
         "grant {}: {} {} on {scope:?}",
         grant.id, body.principal, body.role
     );
-    super::audit_change(
-        &state,
-        &caller,
-        Action::Share,
-        Some(&bucket),
-        Some(&scope),
-        "CREATE_GRANT",
-        &reason,
-    )
+    super::Change {
+        action: Action::Share,
+        bucket: Some(&bucket),
+        object: Some(&scope),
+        operation: "CREATE_GRANT",
+    }
+    .done(&state, &caller, &reason)
     .await?;
     Ok((StatusCode::CREATED, Json(view(grant))))
 }
@@ -258,15 +252,13 @@ pub async fn delete(
             "grant {id} revoked: {} {} on {:?}",
             grant.principal, grant.role, grant.prefix
         );
-        super::audit_change(
-            &state,
-            &caller,
-            Action::Share,
-            Some(&bucket),
-            Some(&grant.prefix),
-            "DELETE_GRANT",
-            &reason,
-        )
+        super::Change {
+            action: Action::Share,
+            bucket: Some(&bucket),
+            object: Some(&grant.prefix),
+            operation: "DELETE_GRANT",
+        }
+        .done(&state, &caller, &reason)
         .await?;
     }
     Ok(StatusCode::NO_CONTENT)

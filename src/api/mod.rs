@@ -112,68 +112,65 @@ impl Services {
     }
 }
 
-/// Records a change the caller made (projects, members, grants, buckets), before answering.
-pub async fn audit_change(
-    state: &AppState,
-    caller: &Caller,
-    action: crate::policy::Action,
-    bucket: Option<&str>,
-    object: Option<&str>,
-    operation: &'static str,
-    reason: &str,
-) -> Result<(), ApiError> {
-    record_management(
-        state, caller, action, bucket, object, operation, "allow", reason,
-    )
-    .await
+/// A change to projects, members, grants or buckets, as the audit records it.
+#[derive(Clone, Copy, Debug)]
+pub struct Change<'a> {
+    pub action: crate::policy::Action,
+    pub bucket: Option<&'a str>,
+    /// The member, prefix or project the change is about.
+    pub object: Option<&'a str>,
+    /// `CREATE_GRANT`, `DELETE_MEMBER`, …
+    pub operation: &'static str,
 }
 
-/// Records a refused change and why: the why goes to the audit, never to the caller.
-pub async fn audit_refusal(
-    state: &AppState,
-    caller: &Caller,
-    action: crate::policy::Action,
-    bucket: Option<&str>,
-    object: Option<&str>,
-    operation: &'static str,
-    reason: &str,
-) -> Result<(), ApiError> {
-    record_management(
-        state, caller, action, bucket, object, operation, "deny", reason,
-    )
-    .await
-}
+impl Change<'_> {
+    /// Records that the caller made this change, before the answer leaves.
+    pub async fn done(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        self.record(state, caller, "allow", reason).await
+    }
 
-#[allow(clippy::too_many_arguments)]
-async fn record_management(
-    state: &AppState,
-    caller: &Caller,
-    action: crate::policy::Action,
-    bucket: Option<&str>,
-    object: Option<&str>,
-    operation: &'static str,
-    decision: &'static str,
-    reason: &str,
-) -> Result<(), ApiError> {
-    state.metrics.decision(decision);
-    let event = crate::store::AuditEvent {
-        at: time::OffsetDateTime::now_utc(),
-        request_id: caller.request_id.clone(),
-        subject: Some(caller.principal.subject.clone()),
-        client: caller.principal.client.clone(),
-        action: action.as_str(),
-        bucket: bucket.map(str::to_owned),
-        object: object.map(str::to_owned),
-        method: Some(operation),
-        expires_at: None,
-        decision,
-        reason: if caller.admin {
-            format!("{reason} (storage admin)")
-        } else {
-            reason.to_owned()
-        },
-    };
-    Ok(state.audit.record(vec![event]).await?)
+    /// Records that the change was refused and why: the why goes to the audit, never to the caller.
+    pub async fn refused(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        self.record(state, caller, "deny", reason).await
+    }
+
+    async fn record(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        decision: &'static str,
+        reason: &str,
+    ) -> Result<(), ApiError> {
+        state.metrics.decision(decision);
+        let event = crate::store::AuditEvent {
+            at: time::OffsetDateTime::now_utc(),
+            request_id: caller.request_id.clone(),
+            subject: Some(caller.principal.subject.clone()),
+            client: caller.principal.client.clone(),
+            action: self.action.as_str(),
+            bucket: self.bucket.map(str::to_owned),
+            object: self.object.map(str::to_owned),
+            method: Some(self.operation),
+            expires_at: None,
+            decision,
+            reason: if caller.admin {
+                format!("{reason} (storage admin)")
+            } else {
+                reason.to_owned()
+            },
+        };
+        Ok(state.audit.record(vec![event]).await?)
+    }
 }
 
 /// The request id that `SetRequestIdLayer` put on the request.

@@ -131,15 +131,13 @@ pub async fn create(
             detail: format!("project {:?} exists", slug.as_str()),
         });
     };
-    super::audit_change(
-        &state,
-        &caller,
-        Action::Admin,
-        None,
-        Some(slug.as_str()),
-        "CREATE_PROJECT",
-        "created",
-    )
+    super::Change {
+        action: Action::Admin,
+        bucket: None,
+        object: Some(slug.as_str()),
+        operation: "CREATE_PROJECT",
+    }
+    .done(&state, &caller, "created")
     .await?;
     Ok((
         StatusCode::CREATED,
@@ -213,15 +211,13 @@ async fn may_share(
     };
     if !caller.admin && !actions.contains(Action::Share) {
         let reason = format!("no share right in project {slug}");
-        super::audit_refusal(
-            state,
-            caller,
-            Action::Share,
-            None,
-            Some(member),
+        super::Change {
+            action: Action::Share,
+            bucket: None,
+            object: Some(member),
             operation,
-            &reason,
-        )
+        }
+        .refused(state, caller, &reason)
         .await?;
         return Err(ApiError::Forbidden);
     }
@@ -230,15 +226,13 @@ async fn may_share(
         && !actions.covers(state.policies.roles.actions(role))
     {
         let reason = format!("cannot give {role}: more than the caller holds in {slug}");
-        super::audit_refusal(
-            state,
-            caller,
-            Action::Share,
-            None,
-            Some(member),
+        super::Change {
+            action: Action::Share,
+            bucket: None,
+            object: Some(member),
             operation,
-            &reason,
-        )
+        }
+        .refused(state, caller, &reason)
         .await?;
         return Err(ApiError::Forbidden);
     }
@@ -294,15 +288,13 @@ pub async fn put_member(
         });
     }
     let reason = format!("{member} is {} in {slug}", body.role);
-    super::audit_change(
-        &state,
-        &caller,
-        Action::Share,
-        None,
-        Some(&member),
-        "PUT_MEMBER",
-        &reason,
-    )
+    super::Change {
+        action: Action::Share,
+        bucket: None,
+        object: Some(&member),
+        operation: "PUT_MEMBER",
+    }
+    .done(&state, &caller, &reason)
     .await?;
     let added = state
         .store
@@ -335,15 +327,13 @@ pub async fn delete_member(
     match state.store.remove_member(&slug, &member).await? {
         MemberRemoval::Removed => {
             let reason = format!("{member} removed from {slug}");
-            super::audit_change(
-                &state,
-                &caller,
-                Action::Share,
-                None,
-                Some(&member),
-                "DELETE_MEMBER",
-                &reason,
-            )
+            super::Change {
+                action: Action::Share,
+                bucket: None,
+                object: Some(&member),
+                operation: "DELETE_MEMBER",
+            }
+            .done(&state, &caller, &reason)
             .await?;
             Ok(StatusCode::NO_CONTENT)
         }
