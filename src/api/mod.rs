@@ -7,6 +7,7 @@ mod grants;
 mod health;
 mod me;
 mod metrics;
+mod objects;
 mod openapi;
 mod projects;
 mod sign;
@@ -202,6 +203,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/buckets/{bucket}",
             get(buckets::get).delete(buckets::delete),
         )
+        .route("/v1/buckets/{bucket}/objects", get(objects::list))
+        .route("/v1/sign/prefix", post(objects::sign_prefix))
         .route(
             "/v1/buckets/{bucket}/grants",
             get(grants::list).post(grants::create),

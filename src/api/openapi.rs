@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
         super::sign::batch,
         super::sign::upload_policy,
         super::buckets::list,
+        super::objects::list,
+        super::objects::sign_prefix,
         super::buckets::create,
         super::buckets::get,
         super::buckets::delete,

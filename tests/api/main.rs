@@ -5,6 +5,7 @@ mod auth;
 mod batch;
 mod grants;
 mod helpers;
+mod objects;
 mod ops;
 mod sharing;
 mod sign;
