@@ -50,6 +50,8 @@ pub struct PrefixRequest {
     #[serde(default)]
     pub prefix: String,
     pub expires_in: Option<i64>,
+    /// Only objects whose names sort after this one: how a client resumes an interrupted manifest.
+    pub start_after: Option<String>,
 }
 
 /// One line of a prefix manifest.
@@ -109,12 +111,19 @@ impl Listable<'_> {
         state: &AppState,
         caller: &Caller,
         prefix: &str,
+        start_after: Option<&str>,
         token: Option<&str>,
     ) -> Result<(Vec<ObjectInfo>, Option<String>), ApiError> {
         let backend_prefix = format!("{}{prefix}", self.record.backend_prefix);
+        let start = start_after.map(|after| format!("{}{after}", self.record.backend_prefix));
         let page = self
             .gcs
-            .list(&self.record.backend_bucket, &backend_prefix, token)
+            .list_from(
+                &self.record.backend_bucket,
+                &backend_prefix,
+                start.as_deref(),
+                token,
+            )
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, bucket = self.record.name, "listing failed");
@@ -129,6 +138,10 @@ impl Listable<'_> {
                     .name
                     .strip_prefix(self.record.backend_prefix.as_str())?
                     .to_owned();
+                // startOffset includes the name itself.
+                if start_after.is_some_and(|after| object.name.as_str() <= after) {
+                    return None;
+                }
                 let decision = caller.decide(
                     state,
                     &self.record,
@@ -167,7 +180,13 @@ pub async fn list(
 ) -> Result<Json<ObjectList>, ApiError> {
     let listable = listable(&state, &caller, &bucket, &query.prefix).await?;
     let (objects, next) = listable
-        .page(&state, &caller, &query.prefix, query.page_token.as_deref())
+        .page(
+            &state,
+            &caller,
+            &query.prefix,
+            None,
+            query.page_token.as_deref(),
+        )
         .await?;
     Ok(Json(ObjectList {
         objects: objects.into_iter().map(view).collect(),
@@ -260,7 +279,15 @@ async fn manifest_page(
     request: &PrefixRequest,
     token: Option<&str>,
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
-    let (objects, next) = listable.page(state, caller, &request.prefix, token).await?;
+    let (objects, next) = listable
+        .page(
+            state,
+            caller,
+            &request.prefix,
+            request.start_after.as_deref(),
+            token,
+        )
+        .await?;
     let mut requests = Vec::with_capacity(objects.len());
     for object in &objects {
         let full = format!("{}{}", listable.record.backend_prefix, object.name);

@@ -1,6 +1,7 @@
 //! The `storage-broker` command line. Each command's failure is one line on stderr and a
 //! non-zero exit.
 
+mod fetch;
 mod service;
 mod sign;
 
@@ -21,6 +22,8 @@ enum Command {
     Serve,
     /// Apply the database migrations to DATABASE_URL and exit.
     Migrate,
+    /// Fetch signed download URLs for a prefix or a list of objects into an NDJSON manifest.
+    FetchManifest(fetch::FetchManifestArgs),
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => service::serve(),
         Command::Migrate => service::migrate(),
+        Command::FetchManifest(args) => fetch::fetch_manifest(args),
         Command::Policy(PolicyCommand::Check { dir }) => service::policy_check(&dir),
         Command::SignUrl(args) => sign::sign_url(args),
         Command::SignPostPolicy(args) => sign::sign_post_policy(args),

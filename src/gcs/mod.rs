@@ -164,6 +164,17 @@ impl Gcs {
         prefix: &str,
         page_token: Option<&str>,
     ) -> Result<ObjectPage, GcsError> {
+        self.list_from(bucket, prefix, None, page_token).await
+    }
+
+    /// One page of the objects under `prefix` whose names are `start` or after it.
+    pub async fn list_from(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: Option<&str>,
+        page_token: Option<&str>,
+    ) -> Result<ObjectPage, GcsError> {
         let mut request = self
             .http
             .get(format!("{}/storage/v1/b/{bucket}/o", self.base))
@@ -176,6 +187,9 @@ impl Gcs {
             ]);
         if let Some(token) = page_token {
             request = request.query(&[("pageToken", token)]);
+        }
+        if let Some(start) = start {
+            request = request.query(&[("startOffset", start)]);
         }
         if let Some(bearer) = self.bearer().await? {
             request = request.bearer_auth(bearer);

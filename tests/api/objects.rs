@@ -208,3 +208,146 @@ async fn manifests_and_listings_page_through_large_prefixes() {
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// Runs `storage-broker fetch-manifest ARGS` off the async runtime (the broker under test runs on it).
+async fn fetch_manifest(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+            .arg("fetch-manifest")
+            .args(&args)
+            .output()
+            .expect("run fetch-manifest")
+    })
+    .await
+    .expect("join")
+}
+
+fn manifest_objects(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("manifest");
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("a JSON line")["object"]
+                .as_str()
+                .expect("object")
+                .to_owned()
+        })
+        .collect()
+}
+
+fn strings(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_manifest_writes_resumes_and_explains_refusals() {
+    let emulator = Emulator::start().await;
+    emulator.create_bucket("storage-broker-data").await;
+    let app = TestApp::spawn_with(&[("BROKER_STORAGE_ENDPOINT", emulator.endpoint.as_str())]).await;
+    let bucket = app.personal_bucket("alice").await;
+    for i in 0..30 {
+        let name: &'static str = Box::leak(format!("users/alice/job/{i:03}.bin").into_boxed_str());
+        emulator.put("storage-broker-data", name, b"x").await;
+    }
+    let dir = tempdir();
+    let token_file = dir.join("token").display().to_string();
+    std::fs::write(&token_file, app.idp.token("alice")).expect("token");
+    let out = dir.join("manifest.ndjson");
+    let out_arg = out.display().to_string();
+    let base = strings(&[
+        "--broker",
+        &app.address,
+        "--token-file",
+        &token_file,
+        "--bucket",
+        &bucket,
+    ]);
+    let with = |extra: &[&str]| [base.clone(), strings(extra)].concat();
+
+    let done = fetch_manifest(with(&["--prefix", "job/", "--out", &out_arg])).await;
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let full = manifest_objects(&out);
+    assert_eq!(full.len(), 30);
+
+    // An interruption: ten complete lines and a line cut off mid-way. The rerun repairs the file
+    // and asks only for what comes after the last complete line.
+    let text = std::fs::read_to_string(&out).expect("manifest");
+    let kept: Vec<&str> = text.lines().take(10).collect();
+    std::fs::write(&out, format!("{}\n{{\"object\":\"job/01", kept.join("\n"))).expect("truncate");
+    let before = app.audit_count("allow").await;
+    let resumed = fetch_manifest(with(&["--prefix", "job/", "--out", &out_arg])).await;
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(
+        manifest_objects(&out),
+        full,
+        "the same 30 objects, once each, in order"
+    );
+    assert_eq!(
+        app.audit_count("allow").await - before,
+        20,
+        "only the missing 20 were signed again"
+    );
+
+    // --objects mode.
+    let list = dir.join("objects.txt");
+    std::fs::write(&list, "job/000.bin\njob/001.bin\n\njob/002.bin\n").expect("list");
+    let list_out = dir.join("list.ndjson");
+    let listed = fetch_manifest(with(&[
+        "--objects",
+        &list.display().to_string(),
+        "--out",
+        &list_out.display().to_string(),
+    ]))
+    .await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert_eq!(
+        manifest_objects(&list_out),
+        ["job/000.bin", "job/001.bin", "job/002.bin"]
+    );
+
+    // An expired token, and one the broker refuses: one clear line each.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    std::fs::write(
+        &token_file,
+        app.idp.token_with("alice", json!({ "exp": now - 600 })),
+    )
+    .expect("token");
+    let expired = fetch_manifest(with(&["--prefix", "job/"])).await;
+    assert!(!expired.status.success());
+    let err = String::from_utf8_lossy(&expired.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("has expired"), "{err}");
+    std::fs::write(
+        &token_file,
+        app.idp
+            .token_with("alice", json!({ "aud": "elsewhere", "azp": "elsewhere" })),
+    )
+    .expect("token");
+    let refused = fetch_manifest(with(&["--prefix", "job/"])).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("refused the token") && err.contains("resume"),
+        "{err}"
+    );
+}
+
+/// A fresh directory under the target dir, kept for inspection after a failure.
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fetch-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
