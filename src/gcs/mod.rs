@@ -11,6 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// Objects per listing page: GCS's maximum, and what bounds the memory a manifest stream holds.
+const PAGE_SIZE: &str = "1000";
+
 /// Encodes an object name as one path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -184,6 +187,7 @@ impl Gcs {
                     "fields",
                     "items(name,size,contentType,updated),nextPageToken",
                 ),
+                ("maxResults", PAGE_SIZE),
             ]);
         if let Some(token) = page_token {
             request = request.query(&[("pageToken", token)]);
