@@ -236,6 +236,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// An `application/x-ndjson` answer whose body is what arrives on `rx`, chunk by chunk; the
+/// sender learns the client left when a send fails.
+pub fn ndjson_response(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> axum::response::Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut response = axum::response::Response::new(axum::body::Body::from_stream(stream));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+/// The last line of an NDJSON stream that had to stop: why, as a code and a message.
+pub fn ndjson_error_line(error: &ApiError) -> String {
+    let line = serde_json::json!({ "error": { "code": error.code(), "message": error.detail() } });
+    format!("{line}\n")
+}
+
 /// Runs `work` on the signing pool (rayon, one thread per core), so RSA signing never blocks
 /// the async runtime's workers.
 pub async fn on_signing_pool<T: Send + 'static>(

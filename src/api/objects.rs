@@ -7,9 +7,8 @@ use crate::policy::{Action, Decision};
 use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
 use crate::store::{AccessContext, AuditEvent, BucketRecord};
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+
 use axum::response::Response;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -244,8 +243,9 @@ pub async fn sign_prefix(
             let (chunk, next) = match result {
                 Ok(page) => page,
                 Err(error) => {
-                    let line = serde_json::json!({ "error": { "code": error.code(), "message": error.detail() } });
-                    let _ = tx.send(Ok(Bytes::from(format!("{line}\n")))).await;
+                    let _ = tx
+                        .send(Ok(Bytes::from(super::ndjson_error_line(&error))))
+                        .await;
                     return;
                 }
             };
@@ -258,15 +258,7 @@ pub async fn sign_prefix(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(response)
+    Ok(super::ndjson_response(rx))
 }
 
 /// Lists one page, signs what the caller may read, audits it, and renders the lines.

@@ -9,9 +9,8 @@ use crate::signing::{
 };
 use crate::store::{AccessContext, AuditEvent, BucketRecord};
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -568,9 +567,7 @@ pub async fn batch(
                 }
                 Err(error) => {
                     // What was sent is audited and valid; say why the rest is missing, and stop.
-                    let line = serde_json::json!({ "error": { "code": error.code(), "message": error.detail() } });
-                    out.extend_from_slice(line.to_string().as_bytes());
-                    out.push(b'\n');
+                    out.extend_from_slice(super::ndjson_error_line(&error).as_bytes());
                     let _ = tx.send(Ok(Bytes::from(out))).await;
                     return;
                 }
@@ -580,15 +577,7 @@ pub async fn batch(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(response)
+    Ok(super::ndjson_response(rx))
 }
 
 /// Checks, decides, signs (on all cores) and audits (one insert) a run of batch items.
