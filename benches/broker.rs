@@ -7,6 +7,8 @@
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
+#[path = "support/report.rs"]
+mod report;
 
 use helpers::{TestDb, TestIdp, repo};
 use serde_json::{Value, json};
@@ -335,26 +337,12 @@ async fn run() -> Result<(), String> {
             })
         })
         .unwrap_or_default();
-    let section = format!(
-        "<!-- broker:begin -->\n## Broker (issue 3)\n\nRun `bench/broker.sh` on {}: {cpu}, {cores} cores; PostgreSQL 15 on the same machine with fsync on;\n\
-         the release binary with the RSA-2048 key of `tests/fixtures`, RS256 tokens; oha on the same machine.\n\n{}\n<!-- broker:end -->",
+    let body = format!(
+        "## Broker (issue 3)\n\nRun `bench/broker.sh` on {}: {cpu}, {cores} cores; PostgreSQL 15 on the same machine with fsync on;\n\
+         the release binary with the RSA-2048 key of `tests/fixtures`, RS256 tokens; oha on the same machine.\n\n{}",
         time::OffsetDateTime::now_utc().date(),
         table.join("\n")
     );
-    println!("{section}");
-    let path = repo().join("BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let text = match (
-        text.find("<!-- broker:begin -->"),
-        text.find("<!-- broker:end -->"),
-    ) {
-        (Some(start), Some(end)) => format!(
-            "{}{section}{}",
-            &text[..start],
-            &text[end + "<!-- broker:end -->".len()..]
-        ),
-        _ => format!("{}\n\n{section}\n", text.trim_end()),
-    };
-    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    report::write_section(&repo(), "broker", &body)?;
     Ok(())
 }

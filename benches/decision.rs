@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
+#[path = "support/report.rs"]
+mod report;
 
 use helpers::{TestDb, repo};
 use std::process::Command;
@@ -49,29 +51,15 @@ fn main() {
             }
         }
     }
-    let section = format!(
-        "<!-- decisions:begin -->\n## Decisions on a cache miss (issue 4)\n\nRun `bench/decision.sh` on {}: 2 cores, PostgreSQL 15 on the same machine (fsync on), one \
+    let body = format!(
+        "## Decisions on a cache miss (issue 4)\n\nRun `bench/decision.sh` on {}: 2 cores, PostgreSQL 15 on the same machine (fsync on), one \
          connection; {SAMPLES} decisions per size for random users (two groups each) on random buckets, each timed from the query to the decision.\n\n\
-         | data | p50 | p99 | max | goal p99 ≤ 2 ms |\n|---|---|---|---|---|\n{}\n<!-- decisions:end -->",
+         | data | p50 | p99 | max | goal p99 ≤ 2 ms |\n|---|---|---|---|---|\n{}",
         time::OffsetDateTime::now_utc().date(),
         rows.join("\n")
     );
-    println!("{section}");
-    let path = repo().join("BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let text = match (
-        text.find("<!-- decisions:begin -->"),
-        text.find("<!-- decisions:end -->"),
-    ) {
-        (Some(start), Some(end)) => format!(
-            "{}{section}{}",
-            &text[..start],
-            &text[end + "<!-- decisions:end -->".len()..]
-        ),
-        _ => format!("{}\n\n{section}\n", text.trim_end()),
-    };
-    if let Err(err) = std::fs::write(&path, text) {
-        eprintln!("cannot write BENCHMARKS.md: {err}");
+    if let Err(err) = report::write_section(&repo(), "decisions", &body) {
+        eprintln!("{err}");
         std::process::exit(1);
     }
 }

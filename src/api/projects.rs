@@ -209,16 +209,15 @@ async fn may_share(
     } else {
         "DELETE_MEMBER"
     };
+    let change = super::Change {
+        action: Action::Share,
+        bucket: None,
+        object: Some(member),
+        operation,
+    };
     if !caller.admin && !actions.contains(Action::Share) {
         let reason = format!("no share right in project {slug}");
-        super::Change {
-            action: Action::Share,
-            bucket: None,
-            object: Some(member),
-            operation,
-        }
-        .refused(state, caller, &reason)
-        .await?;
+        change.refused(state, caller, &reason).await?;
         return Err(ApiError::Forbidden);
     }
     if let Some(role) = role
@@ -226,14 +225,7 @@ async fn may_share(
         && !actions.covers(state.policies.roles.actions(role))
     {
         let reason = format!("cannot give {role}: more than the caller holds in {slug}");
-        super::Change {
-            action: Action::Share,
-            bucket: None,
-            object: Some(member),
-            operation,
-        }
-        .refused(state, caller, &reason)
-        .await?;
+        change.refused(state, caller, &reason).await?;
         return Err(ApiError::Forbidden);
     }
     Ok(())
