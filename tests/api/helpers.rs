@@ -430,7 +430,20 @@ pub struct Emulator {
 }
 
 impl Emulator {
+    /// The emulator keeping its objects in memory (tests).
     pub async fn start() -> Self {
+        Self::launch(&["-backend", "memory"]).await
+    }
+
+    /// The emulator keeping its objects under `root`, where they outlive it (benches: its
+    /// memory backend slows superlinearly past some 10,000 objects, its filesystem backend does not).
+    #[allow(dead_code, reason = "used by benches/manifest.rs")]
+    pub async fn on_disk(root: &std::path::Path) -> Self {
+        let root = root.to_str().expect("a UTF-8 path");
+        Self::launch(&["-backend", "filesystem", "-filesystem-root", root]).await
+    }
+
+    async fn launch(backend: &[&str]) -> Self {
         let binary = std::env::var("FAKE_GCS_SERVER").unwrap_or_default();
         assert!(
             !binary.is_empty(),
@@ -448,9 +461,8 @@ impl Emulator {
                 "127.0.0.1",
                 "-port",
                 &port.to_string(),
-                "-backend",
-                "memory",
             ])
+            .args(backend)
             .args([
                 "-public-host",
                 &format!("127.0.0.1:{port}"),
