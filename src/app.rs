@@ -33,6 +33,8 @@ fn start_error(setting: &'static str, message: impl ToString) -> StartError {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Routes served beside the API (the dev token issuer).
+    extra_routes: Option<axum::Router>,
     shutdown_timeout: Duration,
 }
 
@@ -137,8 +139,15 @@ impl Application {
         Ok(Self {
             listener,
             state,
+            extra_routes: None,
             shutdown_timeout: config.shutdown_timeout,
         })
+    }
+
+    /// Serves `routes` beside the API.
+    pub fn with_routes(mut self, routes: axum::Router) -> Self {
+        self.extra_routes = Some(routes);
+        self
     }
 
     /// The address it listens on (port 0 picks a free one).
@@ -159,12 +168,15 @@ impl Application {
     ) -> std::io::Result<()> {
         let draining = Arc::new(Notify::new());
         let signal = draining.clone();
-        let server =
-            axum::serve(self.listener, router(self.state)).with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: draining in-flight requests");
-                signal.notify_one();
-            });
+        let mut routes = router(self.state);
+        if let Some(extra) = self.extra_routes {
+            routes = extra.merge(routes);
+        }
+        let server = axum::serve(self.listener, routes).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            signal.notify_one();
+        });
         let timeout = self.shutdown_timeout;
         tokio::select! {
             result = server.into_future() => result,

@@ -1,6 +1,7 @@
 //! The `storage-broker` command line. Each command's failure is one line on stderr and a
 //! non-zero exit.
 
+mod dev;
 mod fetch;
 mod service;
 mod sign;
@@ -20,6 +21,8 @@ pub struct Cli {
 enum Command {
     /// Run the HTTP service (configuration from the environment; see the README).
     Serve,
+    /// Run the whole stack locally: a throwaway PostgreSQL, a dev key and a dev token issuer.
+    Dev(dev::DevArgs),
     /// Apply the database migrations to DATABASE_URL and exit.
     Migrate,
     /// Fetch signed download URLs for a prefix or a list of objects into an NDJSON manifest.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => service::serve(),
         Command::Migrate => service::migrate(),
+        Command::Dev(args) => dev::dev(args),
         Command::FetchManifest(args) => fetch::fetch_manifest(args),
         Command::Policy(PolicyCommand::Check { dir }) => service::policy_check(&dir),
         Command::SignUrl(args) => sign::sign_url(args),

@@ -188,6 +188,11 @@ impl Classes {
     }
 
     /// The class personal buckets are made of.
+    /// Every class.
+    pub fn iter(&self) -> impl Iterator<Item = &BucketClass> {
+        self.classes.values()
+    }
+
     pub fn personal(&self) -> &BucketClass {
         // Checked by `parse`.
         &self.classes["personal"]

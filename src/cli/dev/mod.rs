@@ -1,0 +1,311 @@
+//! `storage-broker dev`: the whole service on a laptop in one command — a throwaway PostgreSQL
+//! (or `DATABASE_URL`), migrations, a signing key made for this run, a dev token issuer, and the
+//! broker built exactly as `serve` builds it. `storage-broker dev token NAME` asks the running
+//! stack for a token.
+
+mod issuer;
+mod postgres;
+
+use crate::app::{Application, shutdown_signal};
+use crate::config::Config;
+use crate::policy::Policies;
+use clap::{Args, Subcommand};
+use issuer::{AUDIENCE, DevIssuer, TokenRequest};
+use std::path::{Path, PathBuf};
+
+/// The policies shipped in `policies/`, used when `BROKER_POLICIES_DIR` is not set.
+const ROLES: &str = include_str!("../../../policies/roles.toml");
+const CLASSES: &str = include_str!("../../../policies/classes.toml");
+const DEV_LISTEN: &str = "127.0.0.1:8080";
+const DEV_SERVICE_ACCOUNT: &str = "dev-signer@storage-broker-dev.iam.gserviceaccount.com";
+
+/// `dev` and its one subcommand.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(subcommand)]
+    command: Option<DevCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Print an access token from the running dev stack's issuer.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The user (subject and username).
+    sub: String,
+    /// Group paths, e.g. `--groups /vision,/lab` (repeatable).
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<String>,
+    /// Realm roles, e.g. `--roles storage-admin` (repeatable).
+    #[arg(long, value_delimiter = ',')]
+    roles: Vec<String>,
+    /// Lifetime in seconds (at most 43200).
+    #[arg(long, default_value_t = 3600)]
+    ttl: i64,
+    /// The dev broker; default from BROKER_LISTEN, else http://127.0.0.1:8080.
+    #[arg(long)]
+    broker: Option<String>,
+}
+
+/// Runs `dev` or `dev token`.
+pub fn dev(args: DevArgs) -> Result<(), String> {
+    match args.command {
+        None => run_stack(),
+        Some(DevCommand::Token(args)) => print_token(args),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// The address clients of this machine reach the broker at.
+fn local_url(listen: &str) -> String {
+    let local = listen
+        .strip_prefix("0.0.0.0:")
+        .or_else(|| listen.strip_prefix("[::]:"))
+        .map_or_else(|| listen.to_owned(), |port| format!("127.0.0.1:{port}"));
+    format!("http://{local}")
+}
+
+fn print_token(args: TokenArgs) -> Result<(), String> {
+    let broker = args.broker.unwrap_or_else(|| {
+        local_url(&std::env::var("BROKER_LISTEN").unwrap_or_else(|_| DEV_LISTEN.into()))
+    });
+    let broker = broker.trim_end_matches('/').to_owned();
+    runtime()?.block_on(async {
+        let response = reqwest::Client::new()
+            .get(format!("{broker}/dev/token"))
+            .query(&[
+                ("sub", args.sub.as_str()),
+                ("groups", &args.groups.join(",")),
+                ("roles", &args.roles.join(",")),
+                ("ttl", &args.ttl.to_string()),
+            ])
+            .send()
+            .await
+            .map_err(|e| {
+                format!("no dev stack answers at {broker} ({e}); start `storage-broker dev` first, or pass --broker")
+            })?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|_| format!("{broker} is not a dev stack (it answered {status} without JSON)"))?;
+        match body["access_token"].as_str() {
+            Some(token) => {
+                println!("{token}");
+                Ok(())
+            }
+            None => Err(format!(
+                "{broker} refused: {}",
+                body["detail"].as_str().unwrap_or("no token (is it a `storage-broker dev` stack?)")
+            )),
+        }
+    })
+}
+
+/// A directory of this run's own, removed when dropped.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn make() -> Result<Self, String> {
+        let random: u64 = rand_u64();
+        let dir = std::env::temp_dir().join(format!("storage-broker-dev-{random:016x}"));
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // An unpredictable name keeps two runs (and other users) apart; fall back to the pid.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return u64::from(std::process::id());
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// Writes a service-account key file holding a new RSA-2048 key, readable by its owner only.
+fn write_dev_key(path: &Path) -> Result<(), String> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+        .map_err(|_| "cannot make a dev signing key".to_owned())?;
+    let der: Pkcs8V1Der<'static> = key
+        .as_der()
+        .map_err(|_| "cannot encode the dev signing key".to_owned())?;
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+    let file = serde_json::json!({
+        "type": "service_account",
+        "project_id": "storage-broker-dev",
+        "private_key_id": "dev",
+        "private_key": pem,
+        "client_email": DEV_SERVICE_ACCOUNT,
+    });
+    write_private(path, file.to_string().as_bytes())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Makes the backend buckets the policies name in an emulator, so dev URLs work end to end.
+async fn create_emulator_buckets(endpoint: &str, policies: &Policies) -> Result<(), String> {
+    let client = reqwest::Client::new();
+    let mut names: Vec<&str> = policies
+        .classes
+        .iter()
+        .map(|c| c.backend_bucket.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let response = client
+            .post(format!("{}/storage/v1/b", endpoint.trim_end_matches('/')))
+            .query(&[("project", "storage-broker-dev")])
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .map_err(|e| format!("BROKER_STORAGE_ENDPOINT: cannot reach {endpoint}: {e}"))?;
+        // 409: it exists already.
+        if !response.status().is_success() && response.status() != 409 {
+            return Err(format!(
+                "BROKER_STORAGE_ENDPOINT: cannot create bucket {name}: {}",
+                response.status()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run_stack() -> Result<(), String> {
+    crate::cli::service::init_logging();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let run_dir = RunDir::make()?;
+    let given_database = env("DATABASE_URL");
+    let throwaway = match given_database {
+        Some(_) => None,
+        None => Some(postgres::Postgres::start(&run_dir.0.join("postgres"))?),
+    };
+    let database_url = match (&given_database, &throwaway) {
+        (Some(url), _) => url.clone(),
+        (None, Some(pg)) => pg.url.clone(),
+        (None, None) => unreachable!("a throwaway database is made when none is given"),
+    };
+    let key_file = match env("BROKER_SIGNING_CREDENTIALS") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let path = run_dir.0.join("dev-signing-key.json");
+            write_dev_key(&path)?;
+            path
+        }
+    };
+    let policies_dir = match env("BROKER_POLICIES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let dir = run_dir.0.join("policies");
+            std::fs::create_dir(&dir)
+                .and_then(|()| std::fs::write(dir.join("roles.toml"), ROLES))
+                .and_then(|()| std::fs::write(dir.join("classes.toml"), CLASSES))
+                .map_err(|e| format!("cannot write the dev policies: {e}"))?;
+            dir
+        }
+    };
+    let listen = env("BROKER_LISTEN").unwrap_or_else(|| DEV_LISTEN.into());
+
+    runtime()?.block_on(async {
+        let issuer = DevIssuer::start().await?;
+        let config = Config::from_lookup(|name| match name {
+            "BROKER_LISTEN" => Some(listen.clone()),
+            "DATABASE_URL" => Some(database_url.clone()),
+            "BROKER_OIDC_ISSUER" => Some(issuer.issuer().to_owned()),
+            "BROKER_OIDC_AUDIENCE" => Some(AUDIENCE.to_owned()),
+            "BROKER_OIDC_JWKS_URL" | "BROKER_OIDC_CLIENT_ID" => None,
+            "BROKER_OIDC_ALGORITHMS" => Some("ES256".to_owned()),
+            "BROKER_SIGNING_CREDENTIALS" => Some(key_file.display().to_string()),
+            "BROKER_POLICIES_DIR" => Some(policies_dir.display().to_string()),
+            "BROKER_MIGRATE" => Some("true".to_owned()),
+            other => std::env::var(other).ok(),
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(endpoint) = &config.storage_endpoint {
+            let policies = Policies::load(&config.policies_dir).map_err(|e| e.to_string())?;
+            create_emulator_buckets(endpoint, &policies).await?;
+        }
+        let app = Application::build(&config)
+            .await
+            .map_err(|e| e.to_string())?
+            .with_routes(issuer.routes());
+        let base = local_url(&app.local_addr().map_err(|e| e.to_string())?.to_string());
+        if !config.listen.ip().is_loopback() {
+            tracing::warn!(listen = %config.listen, "dev hands out tokens to anyone who asks; it should listen on loopback only");
+        }
+        let state = app.state();
+        let class = state.policies.classes.personal();
+        let level = &state.policies.classes.levels[class.classification];
+        let alice = state
+            .store
+            .ensure_personal_bucket("alice", Some("alice"), class, level)
+            .await
+            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        let token = issuer.token(&TokenRequest {
+            sub: "alice".into(),
+            ..Default::default()
+        })?;
+        let database_line = if throwaway.is_some() {
+            format!("{database_url} (throwaway: removed when dev stops)")
+        } else {
+            "DATABASE_URL".to_owned()
+        };
+        let storage_line = match &config.storage_endpoint {
+            Some(endpoint) => format!("{endpoint} (URLs work against this emulator)"),
+            None => "https://storage.googleapis.com (Google refuses the dev key; set BROKER_STORAGE_ENDPOINT to an emulator for working URLs)".to_owned(),
+        };
+        let bucket = alice.name;
+        println!(
+            "storage-broker dev: listening on {base}\n\
+             \x20 database  {database_line}\n\
+             \x20 issuer    {} (ES256; more tokens: storage-broker dev token NAME --groups /g --roles storage-admin)\n\
+             \x20 signing   {} with a key made for this run\n\
+             \x20 storage   {storage_line}\n\
+             \n\
+             A token for alice, valid for an hour:\n\
+             export TOKEN={token}\n\
+             \n\
+             Ask for a signed upload URL in alice's bucket {bucket}:\n\
+             curl -s {base}/v1/sign -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"bucket\": \"{bucket}\", \"object\": \"hello.txt\", \"method\": \"PUT\", \"content_type\": \"text/plain\"}}'\n\
+             \n\
+             Stop with Ctrl-C.",
+            issuer.issuer(),
+            state.signer.identity().credential_id,
+        );
+        app.run_until(shutdown_signal())
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })?;
+    drop(throwaway);
+    drop(run_dir);
+    Ok(())
+}
