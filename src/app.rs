@@ -2,10 +2,10 @@
 
 use crate::api::{AppState, Services, router};
 use crate::config::Config;
-use crate::gcs::Gcs;
+use crate::gcs::{Gcs, IamSigner, MetadataServer};
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
-use crate::signing::{Endpoint, Scheme, UrlSigner, UrlStyle, load_signer};
+use crate::signing::{Endpoint, KeyFiles, Scheme, SigningService, UrlSigner, UrlStyle};
 use crate::store::{AuditLog, DecisionCache, Store};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,20 +44,30 @@ impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let policies = Policies::load(&config.policies_dir)
             .map_err(|e| start_error("BROKER_POLICIES_DIR", e))?;
-        let Some(key_file) = &config.signing_credentials else {
-            return Err(start_error(
-                "BROKER_SIGNING_CREDENTIALS",
-                "not set; keyless signing through the metadata server is not available in this version, give a key file",
-            ));
-        };
-        let key =
-            load_signer(key_file).map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?;
         let endpoint = match &config.storage_endpoint {
             Some(url) => Endpoint::custom(url, Scheme::Https)
                 .map_err(|e| start_error("BROKER_STORAGE_ENDPOINT", e))?,
             None => Endpoint::default(),
         };
-        let signer = UrlSigner::new(key, endpoint, UrlStyle::Path);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
+        let key_files = KeyFiles::new(config.signing_credentials.clone());
+        let (signer, metadata, key) = if config.signing_credentials.is_empty() {
+            let (iam, metadata) = keyless_signer(&config.keyless, http.clone()).await?;
+            let signer =
+                SigningService::keyless(iam, endpoint, UrlStyle::Path, config.keyless.concurrency);
+            (signer, Some(metadata), None)
+        } else {
+            let key = key_files
+                .load_all()
+                .map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?;
+            let signer =
+                SigningService::local(UrlSigner::new(key.signer.clone(), endpoint, UrlStyle::Path));
+            (signer, None, Some(key))
+        };
+        tracing::info!(signer = %signer.identity().credential_id, keyless = metadata.is_some(), "signing");
 
         let store = Store::connect_lazy(config.database_url.expose(), config.db_max_connections)
             .map_err(|e| start_error("DATABASE_URL", e))?;
@@ -68,10 +78,6 @@ impl Application {
                 .map_err(|e| start_error("BROKER_MIGRATE", format!("migrations failed: {e}")))?;
         }
 
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
         let oidc = &config.oidc;
         let keys = KeyStore::new(
             JwksSource {
@@ -92,11 +98,12 @@ impl Application {
             leeway: oidc.leeway_seconds,
             clearance_claim: oidc.clearance_claim.clone(),
         };
-        let gcs = match (&config.storage_endpoint, &config.signing_credentials) {
-            (Some(endpoint), _) => Some(Gcs::emulator(endpoint, http.clone())),
-            (None, Some(key)) => Gcs::google(key, http.clone())
+        let gcs = match (&config.storage_endpoint, &key, &metadata) {
+            (Some(endpoint), _, _) => Some(Gcs::emulator(endpoint, http.clone())),
+            (None, Some(key), _) => Gcs::google(&key.path, http.clone())
                 .map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?,
-            (None, None) => None,
+            (None, None, Some(metadata)) => Some(Gcs::keyless(metadata.clone(), http.clone())),
+            (None, None, None) => None,
         };
         let audit = AuditLog::start(store.pool().clone());
         let cache = DecisionCache::new();
@@ -106,12 +113,21 @@ impl Application {
             audit,
             verifier: TokenVerifier::new(rules, keys),
             policies,
-            signer,
+            signer: signer.clone(),
             admin_role: config.admin_role.clone(),
             metrics: Default::default(),
             cache,
             gcs,
         });
+
+        if let Some(key) = key {
+            reload_keys(
+                key_files,
+                key.fingerprint,
+                signer.clone(),
+                config.signing_reload,
+            );
+        }
 
         let refresh_every = oidc.refresh_interval;
         let refresher = state.clone();
@@ -186,6 +202,77 @@ impl Application {
             }
         }
     }
+}
+
+/// Keyless signing: the service account from `BROKER_SIGNING_SERVICE_ACCOUNT` or the metadata
+/// server (tried for ten seconds: on a fresh GKE node it may answer late).
+async fn keyless_signer(
+    config: &crate::config::KeylessConfig,
+    http: reqwest::Client,
+) -> Result<(Arc<IamSigner>, Arc<MetadataServer>), StartError> {
+    let metadata = Arc::new(MetadataServer::new(&config.metadata_url, http.clone()));
+    let email = match &config.service_account {
+        Some(email) => email.clone(),
+        None => {
+            let mut tries = 0;
+            loop {
+                match metadata.email().await {
+                    Ok(email) => break email,
+                    Err(err) if tries >= 10 => {
+                        return Err(start_error(
+                            "BROKER_SIGNING_CREDENTIALS",
+                            format!(
+                                "not set, so signing is keyless, but no service account comes from BROKER_METADATA_URL ({err}); give a key file, or run with Workload Identity"
+                            ),
+                        ));
+                    }
+                    Err(_) => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    };
+    let iam = IamSigner::new(
+        &config.iam_credentials_url,
+        email,
+        metadata.clone(),
+        http,
+        config.concurrency,
+    );
+    Ok((Arc::new(iam), metadata))
+}
+
+/// Re-reads the key files every `every`: a replaced first file (a rotated Kubernetes Secret)
+/// signs from then on without a restart; when the first cannot be read the second signs, and
+/// when none can, the key loaded before keeps signing.
+fn reload_keys(files: KeyFiles, mut current: [u8; 32], signer: SigningService, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let reading = files.clone();
+            let Ok((loaded, errors)) =
+                tokio::task::spawn_blocking(move || reading.load_first()).await
+            else {
+                continue;
+            };
+            for error in &errors {
+                tracing::warn!(%error, "a signing key file cannot be used");
+            }
+            match loaded {
+                Some(key) if key.fingerprint != current => {
+                    current = key.fingerprint;
+                    tracing::info!(path = %key.path.display(), signer = %key.signer.identity().credential_id, "signing with a new key");
+                    signer.replace_key(key.signer);
+                }
+                Some(_) => {}
+                None => tracing::error!(
+                    "no signing key file can be read; signing with the key loaded before"
+                ),
+            }
+        }
+    });
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -51,6 +51,17 @@ pub struct OidcConfig {
     pub clearance_claim: Option<String>,
 }
 
+/// Keyless signing through IAM `signBlob`.
+#[derive(Clone, Debug)]
+pub struct KeylessConfig {
+    pub metadata_url: String,
+    pub iam_credentials_url: String,
+    /// Sign as this service account instead of the workload's own (needs Token Creator on it).
+    pub service_account: Option<String>,
+    /// signBlob calls in flight at most, across all requests.
+    pub concurrency: usize,
+}
+
 /// Everything `serve` needs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -58,8 +69,12 @@ pub struct Config {
     pub database_url: Secret,
     pub db_max_connections: u32,
     pub oidc: OidcConfig,
-    /// Key file; `None` means keyless signing (Workload Identity).
-    pub signing_credentials: Option<PathBuf>,
+    /// Key files, the signing one first (two during a rotation); none means keyless signing.
+    pub signing_credentials: Vec<PathBuf>,
+    /// Seconds between re-reads of the key files.
+    pub signing_reload: Duration,
+    /// Keyless signing: where Workload Identity's tokens and IAM `signBlob` are.
+    pub keyless: KeylessConfig,
     pub storage_endpoint: Option<String>,
     pub policies_dir: PathBuf,
     pub admin_role: String,
@@ -165,7 +180,40 @@ impl Config {
             clearance_claim: get("BROKER_CLEARANCE_CLAIM"),
         };
 
-        let signing_credentials = get("BROKER_SIGNING_CREDENTIALS").map(PathBuf::from);
+        let signing_credentials: Vec<PathBuf> = get("BROKER_SIGNING_CREDENTIALS")
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if signing_credentials.len() > 2 {
+            return Err(bad(
+                "BROKER_SIGNING_CREDENTIALS",
+                "at most two key files: the new one first, the old one second".into(),
+            ));
+        }
+        let signing_reload =
+            Duration::from_secs(number("BROKER_SIGNING_RELOAD_SECONDS", 60, 86_400)?.max(1));
+        let http_url = |setting: &'static str, default: &str| {
+            let value = get(setting).unwrap_or_else(|| default.to_owned());
+            if value.starts_with("http://") || value.starts_with("https://") {
+                Ok(value)
+            } else {
+                Err(bad(setting, format!("{value:?} is not an http(s) URL")))
+            }
+        };
+        let keyless = KeylessConfig {
+            metadata_url: http_url("BROKER_METADATA_URL", "http://metadata.google.internal")?,
+            iam_credentials_url: http_url(
+                "BROKER_IAM_CREDENTIALS_URL",
+                "https://iamcredentials.googleapis.com",
+            )?,
+            service_account: get("BROKER_SIGNING_SERVICE_ACCOUNT"),
+            concurrency: number("BROKER_IAM_CONCURRENCY", 16, 256)?.max(1) as usize,
+        };
         let storage_endpoint = get("BROKER_STORAGE_ENDPOINT");
         let policies_dir =
             PathBuf::from(get("BROKER_POLICIES_DIR").unwrap_or_else(|| "./policies".into()));
@@ -195,6 +243,8 @@ impl Config {
             db_max_connections,
             oidc,
             signing_credentials,
+            signing_reload,
+            keyless,
             storage_endpoint,
             policies_dir,
             admin_role,

@@ -173,6 +173,8 @@ impl From<SigningError> for ApiError {
                 tracing::error!(%cause, "signing failed");
                 Self::Internal
             }
+            // Logged where it happened (IAM signBlob after its retries).
+            SigningError::Unavailable(_) => Self::Unavailable,
             other => Self::bad_request(other.code(), other.to_string()),
         }
     }

@@ -18,7 +18,7 @@ pub use metrics::Metrics;
 
 use crate::identity::{Principal, TokenVerifier};
 use crate::policy::Policies;
-use crate::signing::UrlSigner;
+use crate::signing::SigningService;
 use crate::store::{AccessContext, AuditLog, BucketRecord, DecisionCache, Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,7 +35,7 @@ pub struct Services {
     pub audit: AuditLog,
     pub verifier: TokenVerifier,
     pub policies: Policies,
-    pub signer: UrlSigner,
+    pub signer: SigningService,
     pub admin_role: String,
     pub metrics: Metrics,
     /// What decisions read, dropped on every change any replica makes.
@@ -256,19 +256,4 @@ pub fn ndjson_response(
 pub fn ndjson_error_line(error: &ApiError) -> String {
     let line = serde_json::json!({ "error": { "code": error.code(), "message": error.detail() } });
     format!("{line}\n")
-}
-
-/// Runs `work` on the signing pool (rayon, one thread per core), so RSA signing never blocks
-/// the async runtime's workers.
-pub async fn on_signing_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let _ = tx.send(work());
-    });
-    rx.await.map_err(|_| {
-        tracing::error!("a signing task panicked");
-        ApiError::Internal
-    })
 }

@@ -1,7 +1,7 @@
 //! `GET /v1/buckets/{bucket}/objects` and `POST /v1/sign/prefix`: listing through GCS, filtered
 //! to what the caller may read, with backend prefixes never shown. No object byte passes here.
 
-use super::{ApiError, ApiJson, AppState, Caller, on_signing_pool};
+use super::{ApiError, ApiJson, AppState, Caller};
 use crate::gcs::{Gcs, ObjectInfo};
 use crate::policy::{Action, Decision};
 use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
@@ -209,11 +209,7 @@ pub async fn sign_prefix(
     let expiry = Expiry::from_secs(ttl)?;
     let listable = listable(&state, &caller, &request.bucket, &request.prefix).await?;
     let (class, _) = state.class_of(&listable.record).ok_or(ApiError::Internal)?;
-    if ttl > i64::from(class.max_ttl.as_secs()) {
-        let detail = format!(
-            "expires_in {ttl} is above this bucket's limit of {} seconds",
-            class.max_ttl.as_secs()
-        );
+    if let Some(detail) = super::sign::ttl_too_long(ttl, super::sign::ttl_limit(&state, class)) {
         return Err(ApiError::bad_request("ttl_exceeds_limit", detail));
     }
     let backend =
@@ -293,9 +289,10 @@ async fn manifest_page(
             expiry,
         ));
     }
-    let signer = state.signer.clone();
-    let signed =
-        on_signing_pool(move || signer.sign_all(&requests, OffsetDateTime::now_utc())).await?;
+    let signed = state
+        .signer
+        .sign_all(requests, OffsetDateTime::now_utc())
+        .await;
     let mut lines = Vec::with_capacity(objects.len() * 600);
     let mut audits = Vec::with_capacity(objects.len());
     let mut rendered = Vec::with_capacity(objects.len());

@@ -1,7 +1,7 @@
 //! `POST /v1/sign`, `POST /v1/sign/batch`, `POST /v1/upload-policy`: check, decide, sign, audit,
 //! answer, in that order. No URL is answered before its audit row is committed.
 
-use super::{ApiError, ApiJson, AppState, Caller, on_signing_pool};
+use super::{ApiError, ApiJson, AppState, Caller};
 use crate::policy::{Action, BucketClass, LogicalBucketName};
 use crate::signing::{
     BucketName, Condition, Expiry, Method, ObjectName, PostKey, PostPolicyRequest, SignedUrl,
@@ -336,16 +336,27 @@ fn limit(audit: AuditEvent, code: &'static str, detail: String) -> Refusal {
     Box::new((ApiError::bad_request(code, detail), Some(audit)))
 }
 
-/// Refuses a lifetime above the class's limit.
-fn check_ttl(class: &BucketClass, ttl: i64, audit: AuditEvent) -> Result<AuditEvent, Refusal> {
-    if ttl > i64::from(class.max_ttl.as_secs()) {
-        let detail = format!(
-            "expires_in {ttl} is above this bucket's limit of {} seconds",
-            class.max_ttl.as_secs()
-        );
-        return Err(limit(audit, "ttl_exceeds_limit", detail));
+/// The longest URL lifetime for buckets of `class`: the class's limit, and never above what the
+/// signer allows (12 hours keyless).
+pub(super) fn ttl_limit(state: &AppState, class: &BucketClass) -> u32 {
+    class
+        .max_ttl
+        .as_secs()
+        .min(state.signer.max_expiry_seconds())
+}
+
+/// Why `ttl` is too long, when it is.
+pub(super) fn ttl_too_long(ttl: i64, limit: u32) -> Option<String> {
+    (ttl > i64::from(limit))
+        .then(|| format!("expires_in {ttl} is above this bucket's limit of {limit} seconds"))
+}
+
+/// Refuses a lifetime above `max`; audited as a denial.
+fn check_ttl(max: u32, ttl: i64, audit: AuditEvent) -> Result<AuditEvent, Refusal> {
+    match ttl_too_long(ttl, max) {
+        Some(detail) => Err(limit(audit, "ttl_exceeds_limit", detail)),
+        None => Ok(audit),
     }
-    Ok(audit)
 }
 
 /// Checks an upload's content type and size against the class; the size limit to bind.
@@ -422,7 +433,7 @@ fn plan(
         Some(method.label()),
     );
     let (record, class, audit) = authorize(state, caller, context, action, object.as_str(), audit)?;
-    let mut audit = check_ttl(class, ttl, audit)?;
+    let mut audit = check_ttl(ttl_limit(state, class), ttl, audit)?;
     let expiry = Expiry::from_secs(ttl).map_err(|e| Box::new((e.into(), None)))?;
     let (backend_bucket, backend_name) =
         backend_object(record, object.as_str()).map_err(|e| Box::new((e, None)))?;
@@ -506,9 +517,10 @@ pub async fn sign(
         method,
         mut audit,
     } = planned;
-    let signer = state.signer.clone();
-    let signed =
-        on_signing_pool(move || signer.sign(&request, OffsetDateTime::now_utc())).await??;
+    let signed = state
+        .signer
+        .sign(request, OffsetDateTime::now_utc())
+        .await?;
     audit.expires_at = Some(signed.expires_at);
     state.audit.record(vec![audit]).await?;
     state.metrics.url_signed(method.label());
@@ -631,9 +643,10 @@ async fn run_chunk(
         }
     }
     let requests: Vec<UrlRequest> = planned.iter().map(|(_, _, p)| p.request.clone()).collect();
-    let signer = state.signer.clone();
-    let signed =
-        on_signing_pool(move || signer.sign_all(&requests, OffsetDateTime::now_utc())).await?;
+    let signed = state
+        .signer
+        .sign_all(requests, OffsetDateTime::now_utc())
+        .await;
     let mut answers = Vec::with_capacity(planned.len());
     for ((slot, index, p), signed) in planned.into_iter().zip(signed) {
         match signed {
@@ -715,7 +728,7 @@ pub async fn upload_policy(
     );
     let outcome = authorize(&state, &caller, &context, Action::Write, &object, audit).and_then(
         |(record, class, audit)| {
-            let audit = check_ttl(class, ttl, audit)?;
+            let audit = check_ttl(ttl_limit(&state, class), ttl, audit)?;
             let (max_size, audit) = check_upload(
                 class,
                 request.content_type.as_deref(),
@@ -758,9 +771,10 @@ pub async fn upload_policy(
             .conditions
             .push(Condition::ContentLengthRange { min: 0, max });
     }
-    let signer = state.signer.clone();
-    let signed =
-        on_signing_pool(move || signer.post_policy(&policy, OffsetDateTime::now_utc())).await??;
+    let signed = state
+        .signer
+        .post_policy(policy, OffsetDateTime::now_utc())
+        .await?;
     audit.expires_at = Some(signed.expires_at);
     state.audit.record(vec![audit]).await?;
     state.metrics.url_signed("POST_POLICY");

@@ -3,6 +3,12 @@
 //! (an emulator) no credentials are sent; against Google, an OAuth token from the service-account
 //! key (the JWT-bearer grant), refreshed before it expires.
 
+mod iam;
+mod metadata;
+
+pub use iam::IamSigner;
+pub use metadata::MetadataServer;
+
 use crate::signing::{rsa_key_from_pem, signer_from_json};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -55,6 +61,8 @@ enum Auth {
         token_uri: String,
         token: Mutex<Option<(String, Instant)>>,
     },
+    /// Workload Identity: tokens from the metadata server.
+    Metadata(std::sync::Arc<MetadataServer>),
 }
 
 /// The control-plane client.
@@ -103,7 +111,19 @@ impl Gcs {
         }))
     }
 
+    /// For Google, authenticated as the workload's service account (Workload Identity).
+    pub fn keyless(metadata: std::sync::Arc<MetadataServer>, http: reqwest::Client) -> Self {
+        Self {
+            http,
+            base: "https://storage.googleapis.com".into(),
+            auth: Auth::Metadata(metadata),
+        }
+    }
+
     async fn bearer(&self) -> Result<Option<String>, GcsError> {
+        if let Auth::Metadata(metadata) = &self.auth {
+            return metadata.access_token().await.map(Some);
+        }
         let Auth::ServiceAccount {
             email,
             key,

@@ -101,3 +101,69 @@ fn non_rsa_pkcs8(der: &[u8]) -> Option<&'static str> {
         .is_ok()
         .then_some("Ed25519")
 }
+
+/// A key loaded from one of the configured key files.
+pub struct LoadedKey {
+    pub signer: Arc<dyn Signer>,
+    pub path: std::path::PathBuf,
+    /// SHA-256 of the file, to tell a replaced file from an unchanged one.
+    pub fingerprint: [u8; 32],
+}
+
+/// The key files of `BROKER_SIGNING_CREDENTIALS`: the one to sign with first and, during a
+/// rotation, the one it replaces second.
+#[derive(Clone, Debug)]
+pub struct KeyFiles(Vec<std::path::PathBuf>);
+
+impl KeyFiles {
+    /// The files, in order of preference.
+    pub fn new(paths: Vec<std::path::PathBuf>) -> Self {
+        Self(paths)
+    }
+
+    fn load(path: &Path) -> Result<LoadedKey, SigningError> {
+        let bytes = std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
+            path: path.to_owned(),
+            source,
+        })?;
+        let signer = signer_from_json(&bytes).map_err(|e| match e {
+            SigningError::KeyFileInvalid(why) => {
+                SigningError::KeyFileInvalid(format!("{}: {why}", path.display()))
+            }
+            other => other,
+        })?;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(digest.as_ref());
+        Ok(LoadedKey {
+            signer,
+            path: path.to_owned(),
+            fingerprint,
+        })
+    }
+
+    /// At start: every file must load (a typo stops the start); the first signs.
+    pub fn load_all(&self) -> Result<LoadedKey, SigningError> {
+        let mut loaded = self
+            .0
+            .iter()
+            .map(|p| Self::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if loaded.is_empty() {
+            return Err(SigningError::KeyFileInvalid("no key file given".into()));
+        }
+        Ok(loaded.swap_remove(0))
+    }
+
+    /// At a reload: the first file that loads, with why each one before it did not.
+    pub fn load_first(&self) -> (Option<LoadedKey>, Vec<SigningError>) {
+        let mut errors = Vec::new();
+        for path in &self.0 {
+            match Self::load(path) {
+                Ok(key) => return (Some(key), errors),
+                Err(err) => errors.push(err),
+            }
+        }
+        (None, errors)
+    }
+}

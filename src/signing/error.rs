@@ -38,6 +38,8 @@ pub enum SigningError {
     InvalidTime(&'static str),
     #[error("the signing backend failed: {0}")]
     Backend(String),
+    #[error("the signing service is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl SigningError {
@@ -57,6 +59,7 @@ impl SigningError {
             Self::InvalidEndpoint { .. } => "invalid_endpoint",
             Self::InvalidTime(_) => "invalid_time",
             Self::Backend(_) => "signing_backend_failed",
+            Self::Unavailable(_) => "signing_unavailable",
         }
     }
 }

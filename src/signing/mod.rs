@@ -30,10 +30,11 @@ mod error;
 mod expiry;
 mod names;
 mod post_policy;
+mod service;
 mod signer;
 mod url;
 
-pub use credentials::{load_signer, rsa_key_from_pem, signer_from_json};
+pub use credentials::{KeyFiles, LoadedKey, load_signer, rsa_key_from_pem, signer_from_json};
 pub use endpoint::{Endpoint, HostPort, Scheme, UrlStyle};
 pub use error::SigningError;
 pub use expiry::{Expiry, rfc3339_seconds};
@@ -41,6 +42,7 @@ pub use names::{BucketName, MAX_OBJECT_NAME_BYTES, ObjectName};
 pub use post_policy::{
     Condition, PostKey, PostPolicy, PostPolicyRequest, PreparedPostPolicy, prepare_post_policy,
 };
+pub use service::{KEYLESS_MAX_EXPIRY_SECONDS, SigningService, V4_MAX_EXPIRY_SECONDS};
 pub use signer::{Algorithm, HmacSigner, RsaSigner, Signer, SigningIdentity};
 pub use url::{Method, PreparedUrl, SignedUrl, UrlRequest, prepare_url};
 
@@ -69,6 +71,15 @@ impl UrlSigner {
     /// Who signs.
     pub fn identity(&self) -> &SigningIdentity {
         self.signer.identity()
+    }
+
+    /// The same endpoint and URL style with another key.
+    pub fn with_key(&self, signer: Arc<dyn Signer>) -> Self {
+        Self {
+            signer,
+            endpoint: self.endpoint.clone(),
+            style: self.style.clone(),
+        }
     }
 
     /// Canonicalises `request` without signing it.

@@ -6,6 +6,7 @@ mod batch;
 mod dev;
 mod grants;
 mod helpers;
+mod keyless;
 mod objects;
 mod ops;
 mod sharing;

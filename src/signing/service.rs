@@ -1,0 +1,177 @@
+//! What the API signs through: a local key (RSA or HMAC, signed on the rayon pool so the async
+//! workers never block) or keyless signing through IAM `signBlob` (Workload Identity on GKE).
+//! Both sign exactly what [`prepare_url`] and [`prepare_post_policy`] produce.
+
+use super::{
+    Endpoint, PostPolicy, PostPolicyRequest, SignedUrl, SigningError, SigningIdentity, UrlRequest,
+    UrlSigner, UrlStyle, prepare_post_policy, prepare_url,
+};
+use crate::gcs::IamSigner;
+use futures::StreamExt;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Longest URL lifetime with keyless signing: Google-managed keys are only guaranteed for 12 hours.
+pub const KEYLESS_MAX_EXPIRY_SECONDS: u32 = 43_200;
+/// Longest URL lifetime GCS V4 allows.
+pub const V4_MAX_EXPIRY_SECONDS: u32 = 604_800;
+
+/// Signs URLs and POST policies for the API.
+#[derive(Clone, Debug)]
+pub struct SigningService(Arc<Backend>);
+
+#[derive(Debug)]
+enum Backend {
+    /// Swapped whole when the key file is replaced (a rotation).
+    Local(arc_swap::ArcSwap<UrlSigner>),
+    Keyless {
+        iam: Arc<IamSigner>,
+        identity: SigningIdentity,
+        endpoint: Endpoint,
+        style: UrlStyle,
+        /// signBlob calls one batch keeps in flight.
+        concurrency: usize,
+    },
+}
+
+impl SigningService {
+    /// Signs with a local key.
+    pub fn local(signer: UrlSigner) -> Self {
+        Self(Arc::new(Backend::Local(arc_swap::ArcSwap::from_pointee(
+            signer,
+        ))))
+    }
+
+    /// Signs with `key` from now on, for the same endpoint and URL style; URLs already handed
+    /// out stay valid as long as the old key exists. Keyless signing has no key to replace.
+    pub fn replace_key(&self, key: Arc<dyn super::Signer>) {
+        if let Backend::Local(current) = &*self.0 {
+            current.rcu(|signer| Arc::new(signer.with_key(key.clone())));
+        }
+    }
+
+    /// Signs through IAM `signBlob`; a batch keeps at most `concurrency` calls in flight.
+    pub fn keyless(
+        iam: Arc<IamSigner>,
+        endpoint: Endpoint,
+        style: UrlStyle,
+        concurrency: usize,
+    ) -> Self {
+        let identity = SigningIdentity {
+            algorithm: super::Algorithm::RsaSha256,
+            credential_id: iam.email().to_owned(),
+        };
+        Self(Arc::new(Backend::Keyless {
+            iam,
+            identity,
+            endpoint,
+            style,
+            concurrency: concurrency.max(1),
+        }))
+    }
+
+    /// Who signs.
+    pub fn identity(&self) -> SigningIdentity {
+        match &*self.0 {
+            Backend::Local(signer) => signer.load().identity().clone(),
+            Backend::Keyless { identity, .. } => identity.clone(),
+        }
+    }
+
+    /// The longest lifetime a URL may have with this backend.
+    pub fn max_expiry_seconds(&self) -> u32 {
+        match &*self.0 {
+            Backend::Local(_) => V4_MAX_EXPIRY_SECONDS,
+            Backend::Keyless { .. } => KEYLESS_MAX_EXPIRY_SECONDS,
+        }
+    }
+
+    /// Signs one URL.
+    pub async fn sign(
+        &self,
+        request: UrlRequest,
+        at: OffsetDateTime,
+    ) -> Result<SignedUrl, SigningError> {
+        match &*self.0 {
+            Backend::Local(signer) => {
+                let signer = signer.load_full();
+                on_pool(move || signer.sign(&request, at)).await?
+            }
+            Backend::Keyless {
+                iam,
+                identity,
+                endpoint,
+                style,
+                ..
+            } => {
+                let prepared = prepare_url(identity, endpoint, style, &request, at)?;
+                let signature = iam.sign_blob(prepared.string_to_sign().as_bytes()).await?;
+                Ok(prepared.finish(&signature))
+            }
+        }
+    }
+
+    /// Signs many URLs; results keep the input's order and fail one by one.
+    pub async fn sign_all(
+        &self,
+        requests: Vec<UrlRequest>,
+        at: OffsetDateTime,
+    ) -> Vec<Result<SignedUrl, SigningError>> {
+        match &*self.0 {
+            Backend::Local(signer) => {
+                let signer = signer.load_full();
+                let count = requests.len();
+                match on_pool(move || signer.sign_all(&requests, at)).await {
+                    Ok(results) => results,
+                    Err(err) => (0..count)
+                        .map(|_| Err(SigningError::Backend(err.to_string())))
+                        .collect(),
+                }
+            }
+            Backend::Keyless { concurrency, .. } => {
+                futures::stream::iter(requests)
+                    .map(|request| self.sign(request, at))
+                    .buffered(*concurrency)
+                    .collect()
+                    .await
+            }
+        }
+    }
+
+    /// Signs a POST policy for an HTML form upload.
+    pub async fn post_policy(
+        &self,
+        request: PostPolicyRequest,
+        at: OffsetDateTime,
+    ) -> Result<PostPolicy, SigningError> {
+        match &*self.0 {
+            Backend::Local(signer) => {
+                let signer = signer.load_full();
+                on_pool(move || signer.post_policy(&request, at)).await?
+            }
+            Backend::Keyless {
+                iam,
+                identity,
+                endpoint,
+                style,
+                ..
+            } => {
+                let prepared = prepare_post_policy(identity, endpoint, style, &request, at)?;
+                let signature = iam.sign_blob(prepared.string_to_sign().as_bytes()).await?;
+                Ok(prepared.finish(&signature))
+            }
+        }
+    }
+}
+
+/// Runs `work` on the rayon pool (one thread per core): RSA signing never blocks async workers.
+async fn on_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SigningError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(work());
+    });
+    rx.await
+        .map_err(|_| SigningError::Backend("a signing task panicked".into()))
+}
