@@ -551,3 +551,18 @@ impl Drop for Emulator {
         let _ = self.child.wait();
     }
 }
+
+/// The `X-Goog-Date` of a signed URL as a time.
+pub fn signed_at(url: &str) -> time::OffsetDateTime {
+    let parsed = url::Url::parse(url).expect("url");
+    let date = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "X-Goog-Date")
+        .expect("X-Goog-Date")
+        .1
+        .into_owned();
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::PrimitiveDateTime::parse(&date, format)
+        .expect("date")
+        .assume_utc()
+}

@@ -2,7 +2,7 @@
 //! from IAM Credentials `signBlob`, both faked on loopback by a server that checks what it is
 //! sent and signs with the fixture key, so keyless URLs can be compared with locally signed ones.
 
-use crate::helpers::{TestApp, expect_problem, repo};
+use crate::helpers::{TestApp, expect_problem, repo, signed_at};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -145,21 +145,6 @@ async fn sign_blob(
     Ok(Json(
         json!({ "keyId": "fake-key", "signedBlob": STANDARD.encode(signature) }),
     ))
-}
-
-/// The `X-Goog-Date` of a signed URL as a time.
-fn signed_at(url: &str) -> time::OffsetDateTime {
-    let parsed = url::Url::parse(url).expect("url");
-    let date = parsed
-        .query_pairs()
-        .find(|(k, _)| k == "X-Goog-Date")
-        .expect("X-Goog-Date")
-        .1
-        .into_owned();
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(&date, format)
-        .expect("date")
-        .assume_utc()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,4 +11,5 @@ mod objects;
 mod ops;
 mod sharing;
 mod sign;
+mod signing_keys;
 mod upload_policy;
