@@ -35,6 +35,8 @@ pub struct Application {
     state: AppState,
     /// Routes served beside the API (the dev token issuer).
     extra_routes: Option<axum::Router>,
+    /// CORS for browser apps calling the API directly.
+    cors: Option<tower_http::cors::CorsLayer>,
     shutdown_timeout: Duration,
 }
 
@@ -156,6 +158,7 @@ impl Application {
             listener,
             state,
             extra_routes: None,
+            cors: cors_layer(&config.cors_origins),
             shutdown_timeout: config.shutdown_timeout,
         })
     }
@@ -188,6 +191,9 @@ impl Application {
         if let Some(extra) = self.extra_routes {
             routes = extra.merge(routes);
         }
+        if let Some(cors) = self.cors {
+            routes = routes.layer(cors);
+        }
         let server = axum::serve(self.listener, routes).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
@@ -202,6 +208,32 @@ impl Application {
             }
         }
     }
+}
+
+/// Answers preflights and adds CORS headers for `origins` (none: no CORS at all). Bearer tokens,
+/// not cookies, authenticate callers, so credentials are not allowed.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 /// Keyless signing: the service account from `BROKER_SIGNING_SERVICE_ACCOUNT` or the metadata

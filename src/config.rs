@@ -78,6 +78,8 @@ pub struct Config {
     pub storage_endpoint: Option<String>,
     pub policies_dir: PathBuf,
     pub admin_role: String,
+    /// Origins of browser apps that may call the API directly (CORS); none by default.
+    pub cors_origins: Vec<String>,
     pub migrate_on_start: bool,
     pub shutdown_timeout: Duration,
 }
@@ -218,6 +220,28 @@ impl Config {
         let policies_dir =
             PathBuf::from(get("BROKER_POLICIES_DIR").unwrap_or_else(|| "./policies".into()));
         let admin_role = get("BROKER_ADMIN_ROLE").unwrap_or_else(|| "storage-admin".into());
+        let mut cors_origins = Vec::new();
+        for origin in get("BROKER_CORS_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            // An origin is scheme://host[:port], nothing after it; `*` is refused because
+            // each allowed app should be named.
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && origin.split_once("://").is_some_and(|(_, rest)| {
+                    !rest.is_empty() && !rest.contains('/') && !rest.contains('*')
+                })
+                && axum::http::HeaderValue::from_str(origin).is_ok();
+            if !valid {
+                return Err(bad(
+                    "BROKER_CORS_ORIGINS",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
+            cors_origins.push(origin.to_owned());
+        }
         let migrate_on_start = match get("BROKER_MIGRATE").as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
@@ -248,6 +272,7 @@ impl Config {
             storage_endpoint,
             policies_dir,
             admin_role,
+            cors_origins,
             migrate_on_start,
             shutdown_timeout,
         })
@@ -305,6 +330,12 @@ mod tests {
             ("BROKER_DB_MAX_CONNECTIONS", "0"),
             ("BROKER_OIDC_LEEWAY_SECONDS", "-1"),
             ("BROKER_OIDC_JWKS_URL", "ftp://x"),
+            ("BROKER_CORS_ORIGINS", "https://app.example.com/path"),
+            ("BROKER_CORS_ORIGINS", "*"),
+            ("BROKER_SIGNING_CREDENTIALS", "/a.json,/b.json,/c.json"),
+            ("BROKER_METADATA_URL", "metadata.google.internal"),
+            ("BROKER_IAM_CONCURRENCY", "lots"),
+            ("BROKER_SIGNING_RELOAD_SECONDS", "-5"),
         ] {
             let err = config(&[(setting, value)]).expect_err(setting);
             assert_eq!(err.setting, setting, "{value:?}: {err}");
