@@ -176,6 +176,8 @@ async fn run() -> Result<(), String> {
             .env("BROKER_POLICIES_DIR", repo().join("policies"))
             .env("BROKER_MIGRATE", "true")
             .env("BROKER_LOG", "warn")
+            // One subject drives the load: no per-subject limit in the way.
+            .env("BROKER_RATE_LIMIT_PER_SECOND", "0")
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("start the broker: {e}"))?,

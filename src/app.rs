@@ -120,6 +120,7 @@ impl Application {
             metrics: Default::default(),
             cache,
             gcs,
+            rate_limit: rate_limiter(config.rate_limit),
         });
 
         if let Some(key) = key {
@@ -208,6 +209,25 @@ impl Application {
             }
         }
     }
+}
+
+/// A limiter of `per_second` requests per subject with bursts of `burst`; forgets idle subjects
+/// every minute so that its memory follows the active callers.
+fn rate_limiter(limit: Option<(u32, u32)>) -> Option<Arc<crate::api::SubjectLimiter>> {
+    let (per_second, burst) = limit?;
+    let quota = governor::Quota::per_second(std::num::NonZeroU32::new(per_second)?)
+        .allow_burst(std::num::NonZeroU32::new(burst)?);
+    let limiter = Arc::new(governor::RateLimiter::keyed(quota));
+    let weak = Arc::downgrade(&limiter);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let Some(limiter) = weak.upgrade() else { break };
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    });
+    Some(limiter)
 }
 
 /// Answers preflights and adds CORS headers for `origins` (none: no CORS at all). Bearer tokens,

@@ -78,6 +78,8 @@ pub struct Config {
     pub storage_endpoint: Option<String>,
     pub policies_dir: PathBuf,
     pub admin_role: String,
+    /// Requests per second and burst allowed per subject; `None`: no limit.
+    pub rate_limit: Option<(u32, u32)>,
     /// Origins of browser apps that may call the API directly (CORS); none by default.
     pub cors_origins: Vec<String>,
     pub migrate_on_start: bool,
@@ -220,6 +222,13 @@ impl Config {
         let policies_dir =
             PathBuf::from(get("BROKER_POLICIES_DIR").unwrap_or_else(|| "./policies".into()));
         let admin_role = get("BROKER_ADMIN_ROLE").unwrap_or_else(|| "storage-admin".into());
+        let per_second = number("BROKER_RATE_LIMIT_PER_SECOND", 100, 1_000_000)? as u32;
+        let burst = number(
+            "BROKER_RATE_LIMIT_BURST",
+            u64::from(per_second) * 2,
+            10_000_000,
+        )? as u32;
+        let rate_limit = (per_second > 0).then_some((per_second, burst.max(1)));
         let mut cors_origins = Vec::new();
         for origin in get("BROKER_CORS_ORIGINS")
             .unwrap_or_default()
@@ -273,6 +282,7 @@ impl Config {
             policies_dir,
             admin_role,
             cors_origins,
+            rate_limit,
             migrate_on_start,
             shutdown_timeout,
         })

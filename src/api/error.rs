@@ -36,6 +36,8 @@ pub enum ApiError {
     },
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
+    /// The caller sent more requests than its rate limit allows; retry after this many seconds.
+    RateLimited(u64),
     /// The database (or another dependency) is down: retry.
     Unavailable,
     /// A bug; the cause was logged.
@@ -64,6 +66,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,6 +85,7 @@ impl ApiError {
             | Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -100,6 +104,9 @@ impl ApiError {
             | Self::Conflict { detail, .. }
             | Self::PayloadTooLarge(detail)
             | Self::UnsupportedMediaType(detail) => detail.clone(),
+            Self::RateLimited(seconds) => {
+                format!("too many requests from this caller; retry in {seconds} s")
+            }
             Self::Unavailable => "the service is temporarily unavailable; retry shortly".into(),
             Self::Internal => "internal error".into(),
         }
@@ -144,6 +151,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            Self::RateLimited(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

@@ -67,6 +67,17 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(ApiError::Unauthorized);
             }
         };
+        if let Some(limiter) = &state.rate_limit {
+            // Keyed on the verified subject: nobody can spend another caller's quota.
+            if let Err(not_until) = limiter.check_key(&principal.subject) {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                tracing::info!(request_id, subject = %principal.subject, "429: rate limited");
+                state.metrics.decision("rate_limited");
+                return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+            }
+        }
         let personal_bucket = state.personal_bucket(&principal).await?;
         let admin = principal.roles.iter().any(|r| *r == state.admin_role);
         let levels = &state.policies.classes.levels;

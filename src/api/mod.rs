@@ -42,7 +42,12 @@ pub struct Services {
     pub cache: Arc<DecisionCache>,
     /// Storage control plane, when one is configured.
     pub gcs: Option<crate::gcs::Gcs>,
+    /// Requests per verified subject, when limited.
+    pub rate_limit: Option<Arc<SubjectLimiter>>,
 }
+
+/// A rate limiter keyed by the caller's verified subject.
+pub type SubjectLimiter = governor::DefaultKeyedRateLimiter<String>;
 
 /// The handlers' state.
 #[derive(Clone)]

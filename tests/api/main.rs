@@ -10,6 +10,7 @@ mod helpers;
 mod keyless;
 mod objects;
 mod ops;
+mod rate_limit;
 mod sharing;
 mod sign;
 mod signing_keys;
