@@ -171,3 +171,30 @@ async fn unknown_kids_are_refetched_at_most_once_per_interval() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_outage_keeps_the_cached_keys_working() {
+    let app = TestApp::spawn_with(&[("BROKER_JWKS_REFRESH_SECONDS", "1")]).await;
+    app.idp
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // Two periodic refreshes fail meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for sub in ["carol", "dave", "erin"] {
+        // Tokens never seen before: verified with the cached keys, not a remembered answer.
+        assert_eq!(
+            app.get("/v1/me", &app.idp.token(sub)).await.status(),
+            200,
+            "{sub}"
+        );
+    }
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
+}

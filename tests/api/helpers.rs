@@ -1,6 +1,7 @@
 //! A broker per test: a fresh database in the test PostgreSQL, a real issuer (discovery and JWKS
 //! served on loopback by the test), real RS256 tokens, and the service built as `serve` builds it.
 
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
@@ -85,6 +86,8 @@ pub struct TestIdp {
     pub key: TestKey,
     published: Arc<RwLock<Vec<Jwk>>>,
     pub jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
+    /// While set, discovery and JWKS answer 503 (an IdP outage).
+    pub down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TestIdp {
@@ -100,6 +103,8 @@ impl TestIdp {
             listener.local_addr().expect("addr")
         );
         let (keys, hits, iss) = (published.clone(), jwks_hits.clone(), issuer.clone());
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let outage = down.clone();
         let app = Router::new()
             .route(
                 "/realms/test/.well-known/openid-configuration",
@@ -115,13 +120,26 @@ impl TestIdp {
                     let keys = keys.read().expect("lock").clone();
                     async move { Json(JwkSet { keys }) }
                 }),
-            );
+            )
+            .layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let outage = outage.load(std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        if outage {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                        } else {
+                            next.run(request).await
+                        }
+                    }
+                },
+            ));
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
             issuer,
             key,
             published,
             jwks_hits,
+            down,
         }
     }
 
