@@ -5,14 +5,18 @@
 //! durable throwaway PostgreSQL and oha; it writes the "Broker" section of BENCHMARKS.md.
 
 #[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
 #[path = "support/report.rs"]
 mod report;
 
+use harness::{BrokerProcess, Load, OhaRun, rss_kib};
 use helpers::{TestDb, TestIdp, repo};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -36,15 +40,6 @@ fn main() {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn openssl_multi() -> f64 {
     let cores = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -61,142 +56,51 @@ fn openssl_multi() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn oha(url: &str, token: &str, rate: Option<u32>, seconds: u32) -> Result<Value, String> {
-    let body =
-        json!({ "bucket": "u-bench", "object": "photos/2026/IMG_0001.jpg", "method": "GET" })
-            .to_string();
-    let mut cmd = Command::new(std::env::var("OHA").unwrap_or_else(|_| "oha".into()));
-    cmd.args([
-        "--no-tui",
-        "--output-format",
-        "json",
-        "-z",
-        &format!("{seconds}s"),
-        "-c",
-        "64",
-        "-m",
-        "POST",
-    ])
-    .args([
-        "-H",
-        &format!("Authorization: Bearer {token}"),
-        "-T",
-        "application/json",
-        "-d",
-        &body,
-    ]);
-    if let Some(rate) = rate {
-        cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
+fn sign_load(base: &str, token: &str, rate: Option<u32>, seconds: u32) -> Result<Load, String> {
+    OhaRun {
+        url: format!("{base}/v1/sign"),
+        method: "POST",
+        token,
+        body: Some(
+            json!({ "bucket": "u-bench", "object": "photos/2026/IMG_0001.jpg", "method": "GET" })
+                .to_string(),
+        ),
+        rate,
+        seconds,
+        connections: 64,
     }
-    let out = cmd
-        .arg(url)
-        .output()
-        .map_err(|e| format!("oha: {e} (bench/broker.sh installs it)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "oha failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("oha output: {e}"))
-}
-
-struct Load {
-    ok: u64,
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    non_200: u64,
-    /// Status codes and client-side errors as oha counted them.
-    detail: String,
-}
-
-fn load_figures(v: &Value) -> Load {
-    let codes = v["statusCodeDistribution"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    let non_200 = codes
-        .iter()
-        .filter(|(code, _)| *code != "200")
-        .map(|(_, n)| n.as_u64().unwrap_or(0))
-        .sum::<u64>()
-        // Replies still in flight when oha's time is up are not failures of the broker.
-        + v["errorDistribution"].as_object().map_or(0, |e| {
-            e.iter()
-                .filter(|(what, _)| *what != "aborted due to deadline")
-                .map(|(_, n)| n.as_u64().unwrap_or(0))
-                .sum()
-        });
-    let mut detail: Vec<String> = codes
-        .iter()
-        .map(|(code, n)| format!("{code}: {n}"))
-        .collect();
-    if let Some(errors) = v["errorDistribution"].as_object() {
-        detail.extend(errors.iter().map(|(what, n)| format!("{what}: {n}")));
-    }
-    Load {
-        detail: detail.join(", "),
-        ok: codes.get("200").and_then(Value::as_u64).unwrap_or(0),
-        rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
-        p50_ms: v["latencyPercentiles"]["p50"].as_f64().unwrap_or(f64::NAN) * 1000.0,
-        p99_ms: v["latencyPercentiles"]["p99"].as_f64().unwrap_or(f64::NAN) * 1000.0,
-        non_200,
-    }
-}
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    .run()
 }
 
 async fn run() -> Result<(), String> {
     let idp = TestIdp::start().await;
     let db = TestDb::create().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let broker = Broker(
-        Command::new(env!("CARGO_BIN_EXE_storage-broker"))
-            .arg("serve")
-            .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", &db.url)
-            .env("BROKER_OIDC_ISSUER", &idp.issuer)
-            .env("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE)
-            .env(
+    let broker = BrokerProcess::start(
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("BROKER_OIDC_ISSUER", idp.issuer.clone()),
+            ("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE.into()),
+            (
                 "BROKER_SIGNING_CREDENTIALS",
-                repo().join("tests/fixtures/test-service-account.json"),
-            )
-            .env("BROKER_POLICIES_DIR", repo().join("policies"))
-            .env("BROKER_MIGRATE", "true")
-            .env("BROKER_LOG", "warn")
+                repo()
+                    .join("tests/fixtures/test-service-account.json")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "BROKER_POLICIES_DIR",
+                repo().join("policies").display().to_string(),
+            ),
+            ("BROKER_MIGRATE", "true".into()),
+            ("BROKER_LOG", "warn".into()),
             // One subject drives the load: no per-subject limit in the way.
-            .env("BROKER_RATE_LIMIT_PER_SECOND", "0")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start the broker: {e}"))?,
-    );
-    let pid = broker.0.id();
+            ("BROKER_RATE_LIMIT_PER_SECOND", "0".into()),
+        ],
+        None,
+    )
+    .await?;
+    let (base, pid) = (broker.base.clone(), broker.pid());
     let client = reqwest::Client::new();
-    let ready = Instant::now();
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        if ready.elapsed() > Duration::from_secs(30) {
-            return Err("the broker did not become ready".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let token = idp.token_with(
         "bench",
@@ -219,12 +123,7 @@ async fn run() -> Result<(), String> {
     eprintln!("load: {RATE} requests/s, {LOAD_RUNS} runs of {LOAD_SECONDS} s");
     let mut runs = Vec::with_capacity(LOAD_RUNS);
     for _ in 0..LOAD_RUNS {
-        runs.push(load_figures(&oha(
-            &format!("{base}/v1/sign"),
-            &token,
-            Some(RATE),
-            LOAD_SECONDS,
-        )?));
+        runs.push(sign_load(&base, &token, Some(RATE), LOAD_SECONDS)?);
     }
     runs.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
     let each_p99: Vec<String> = runs.iter().map(|r| format!("{:.2}", r.p99_ms)).collect();
@@ -232,7 +131,7 @@ async fn run() -> Result<(), String> {
     let fixed_ok: u64 = runs.iter().map(|r| r.ok).sum();
     let fixed = runs.swap_remove(LOAD_RUNS / 2);
     eprintln!("capacity: unthrottled for 15 s");
-    let capacity = load_figures(&oha(&format!("{base}/v1/sign"), &token, None, 15)?);
+    let capacity = sign_load(&base, &token, None, 15)?;
     let after_load_kib = rss_kib(pid);
 
     let items: Vec<Value> = (0..BATCH).map(|i| json!({ "bucket": "u-bench", "object": format!("batch/IMG_{i:06}.jpg"), "method": "GET" })).collect();
@@ -330,19 +229,11 @@ async fn run() -> Result<(), String> {
             ok(allowed >= received as i64)
         ),
     ];
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_default();
     let body = format!(
-        "## Broker (issue 3)\n\nRun `bench/broker.sh` on {}: {cpu}, {cores} cores; PostgreSQL 15 on the same machine with fsync on;\n\
+        "## Broker (issue 3)\n\nRun `bench/broker.sh` on {}: {}; PostgreSQL 15 on the same machine with fsync on;\n\
          the release binary with the RSA-2048 key of `tests/fixtures`, RS256 tokens; oha on the same machine.\n\n{}",
         time::OffsetDateTime::now_utc().date(),
+        harness::machine(),
         table.join("\n")
     );
     report::write_section(&repo(), "broker", &body)?;

@@ -6,15 +6,18 @@
 //! "Manifests" section of BENCHMARKS.md.
 
 #[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
 #[path = "support/report.rs"]
 mod report;
 
 use futures::StreamExt;
+use harness::{BrokerProcess, rss_kib};
 use helpers::{Emulator, TestDb, TestIdp, repo};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,70 +38,30 @@ fn main() {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-struct Broker {
-    child: Child,
-    base: String,
-}
-
-impl Broker {
-    async fn start(db: &TestDb, idp: &TestIdp, storage: &str) -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_storage-broker"))
-            .arg("serve")
-            .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", &db.url)
-            .env("BROKER_OIDC_ISSUER", &idp.issuer)
-            .env("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE)
-            .env(
+async fn start_broker(db: &TestDb, idp: &TestIdp, storage: &str) -> Result<BrokerProcess, String> {
+    BrokerProcess::start(
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("BROKER_OIDC_ISSUER", idp.issuer.clone()),
+            ("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE.into()),
+            (
                 "BROKER_SIGNING_CREDENTIALS",
-                repo().join("tests/fixtures/test-service-account.json"),
-            )
-            .env("BROKER_POLICIES_DIR", repo().join("policies"))
-            .env("BROKER_STORAGE_ENDPOINT", storage)
-            .env("BROKER_MIGRATE", "true")
-            .env("BROKER_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start the broker: {e}"))?;
-        let broker = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        while client
-            .get(format!("{}/readyz", broker.base))
-            .send()
-            .await
-            .map(|r| r.status() != 200)
-            .unwrap_or(true)
-        {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err("the broker did not become ready".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(broker)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+                repo()
+                    .join("tests/fixtures/test-service-account.json")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "BROKER_POLICIES_DIR",
+                repo().join("policies").display().to_string(),
+            ),
+            ("BROKER_STORAGE_ENDPOINT", storage.to_owned()),
+            ("BROKER_MIGRATE", "true".into()),
+            ("BROKER_LOG", "warn".into()),
+        ],
+        None,
+    )
+    .await
 }
 
 /// Puts `count` small objects under `users/{owner}/manifest/` unless a marker says an earlier
@@ -142,8 +105,8 @@ struct Manifest {
 }
 
 /// Streams one manifest of the caller's `manifest/` prefix, reading lines as they arrive.
-async fn manifest(broker: &Broker, token: &str, bucket: &str) -> Result<Manifest, String> {
-    let pid = broker.child.id();
+async fn manifest(broker: &BrokerProcess, token: &str, bucket: &str) -> Result<Manifest, String> {
+    let pid = broker.pid();
     let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -222,7 +185,7 @@ async fn measure(db: &TestDb, idp: &TestIdp, count: usize, runs: usize) -> Resul
         .map_err(|e| e.to_string())?;
     page.bytes().await.map_err(|e| e.to_string())?;
     let emulator_page = started.elapsed();
-    let broker = Broker::start(db, idp, &emulator.endpoint).await?;
+    let broker = start_broker(db, idp, &emulator.endpoint).await?;
     let token = idp.token_with(
         &owner,
         json!({ "preferred_username": owner, "exp": time::OffsetDateTime::now_utc().unix_timestamp() + 3600 }),
@@ -241,7 +204,7 @@ async fn measure(db: &TestDb, idp: &TestIdp, count: usize, runs: usize) -> Resul
         .ok_or("no personal bucket")?
         .to_owned();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_kib = rss_kib(broker.child.id());
+    let idle_kib = rss_kib(broker.pid());
     let mut done = Vec::new();
     for run in 0..runs {
         eprintln!("manifest of {count} objects, run {}", run + 1);

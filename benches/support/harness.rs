@@ -1,0 +1,207 @@
+//! What the end-to-end benches share: the release broker as its own process, its RSS, and oha
+//! runs with their figures.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Resident memory of process `pid`, in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// `storage-broker serve` (the release binary) on a free port, killed when dropped.
+pub struct BrokerProcess {
+    pub child: Child,
+    pub base: String,
+}
+
+impl BrokerProcess {
+    /// Starts the broker with `env` (the caller gives database, issuer, key…) and waits until it
+    /// is ready. Its stderr (the logs) goes to `log` when given.
+    pub async fn start(env: &[(&str, String)], log: Option<&Path>) -> Result<Self, String> {
+        let port = free_port()?;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_storage-broker"));
+        command
+            .arg("serve")
+            .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null());
+        if let Some(log) = log {
+            let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+            command.stderr(file);
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("start the broker: {e}"))?;
+        let broker = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        while client
+            .get(format!("{}/readyz", broker.base))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err("the broker did not become ready".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(broker)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One oha run: what to send, and how hard.
+pub struct OhaRun<'a> {
+    pub url: String,
+    pub method: &'a str,
+    pub token: &'a str,
+    pub body: Option<String>,
+    /// Requests per second; `None` for as fast as it can.
+    pub rate: Option<u32>,
+    pub seconds: u32,
+    pub connections: u32,
+}
+
+impl OhaRun<'_> {
+    /// The command, ready to spawn.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(std::env::var("OHA").unwrap_or_else(|_| "oha".into()));
+        cmd.args(["--no-tui", "--output-format", "json"])
+            .args(["-z", &format!("{}s", self.seconds)])
+            .args(["-c", &self.connections.to_string()])
+            .args(["-m", self.method])
+            .args(["-H", &format!("Authorization: Bearer {}", self.token)]);
+        if let Some(body) = &self.body {
+            cmd.args(["-T", "application/json", "-d", body]);
+        }
+        if let Some(rate) = self.rate {
+            cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
+        }
+        cmd.arg(&self.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs it to the end.
+    pub fn run(&self) -> Result<Load, String> {
+        let out = self
+            .command()
+            .output()
+            .map_err(|e| format!("oha: {e} (the bench scripts install it)"))?;
+        Load::from_output(&out)
+    }
+}
+
+/// What oha measured.
+pub struct Load {
+    pub ok: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Answers other than 200, and client-side errors other than oha's own deadline.
+    pub non_200: u64,
+    /// Requests oha abandoned when its time was up (the broker may still have answered them).
+    pub at_deadline: u64,
+    /// Status codes and client-side errors as oha counted them.
+    pub detail: String,
+}
+
+impl Load {
+    /// Reads oha's JSON output.
+    pub fn from_output(out: &std::process::Output) -> Result<Self, String> {
+        if !out.status.success() {
+            return Err(format!(
+                "oha failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let v: Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("oha output: {e}"))?;
+        Ok(Self::from_json(&v))
+    }
+
+    fn from_json(v: &Value) -> Self {
+        let codes = v["statusCodeDistribution"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let errors = v["errorDistribution"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let deadline = "aborted due to deadline";
+        let at_deadline = errors.get(deadline).and_then(Value::as_u64).unwrap_or(0);
+        let non_200 = codes
+            .iter()
+            .filter(|(code, _)| *code != "200")
+            .map(|(_, n)| n.as_u64().unwrap_or(0))
+            .sum::<u64>()
+            + errors
+                .iter()
+                .filter(|(what, _)| *what != deadline)
+                .map(|(_, n)| n.as_u64().unwrap_or(0))
+                .sum::<u64>();
+        let mut detail: Vec<String> = codes
+            .iter()
+            .map(|(code, n)| format!("{code}: {n}"))
+            .collect();
+        detail.extend(errors.iter().map(|(what, n)| format!("{what}: {n}")));
+        Self {
+            detail: detail.join(", "),
+            ok: codes.get("200").and_then(Value::as_u64).unwrap_or(0),
+            rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(f64::NAN),
+            p50_ms: v["latencyPercentiles"]["p50"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+            p99_ms: v["latencyPercentiles"]["p99"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+            non_200,
+            at_deadline,
+        }
+    }
+}
+
+/// The CPU model and core count, for reports.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    format!("{cpu}, {cores} cores")
+}
