@@ -8,6 +8,8 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gcs;
 pub mod identity;
 pub mod policy;

@@ -188,6 +188,30 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
+/// Every JSON body the API reads, from arbitrary bytes; sign requests also go through their
+/// checks. For the fuzz targets (`crate::fuzz`).
+pub fn fuzz_request_bodies(data: &[u8]) {
+    if let Ok(request) = serde_json::from_slice::<sign::SignRequest>(data) {
+        let _ = sign::check(request, None);
+    }
+    if let Ok(batch) = serde_json::from_slice::<sign::BatchRequest>(data) {
+        // Items are parsed one by one, so that one bad item fails alone.
+        for item in batch.items {
+            if let Ok(request) = serde_json::from_value::<sign::SignRequest>(item) {
+                let _ = sign::check(request, batch.expires_in);
+            }
+        }
+    }
+    let _ = serde_json::from_slice::<sign::UploadPolicyRequest>(data);
+    let _ = serde_json::from_slice::<objects::PrefixRequest>(data);
+    let _ = serde_json::from_slice::<buckets::NewBucketBody>(data);
+    if let Ok(grant) = serde_json::from_slice::<grants::NewGrantBody>(data) {
+        let _ = crate::policy::GrantPrincipal::parse(&grant.principal);
+    }
+    let _ = serde_json::from_slice::<projects::NewProject>(data);
+    let _ = serde_json::from_slice::<projects::MemberRole>(data);
+}
+
 /// Requests larger than this are refused, except batches.
 const BODY_LIMIT: usize = 256 * 1024;
 /// 10,000 sign requests with long names and metadata.

@@ -183,7 +183,7 @@ impl ApiMethod {
 }
 
 /// A sign request whose fields parse; not yet authorized.
-struct Checked {
+pub(super) struct Checked {
     bucket: LogicalBucketName,
     object: ObjectName,
     method: ApiMethod,
@@ -191,7 +191,7 @@ struct Checked {
     request: SignRequest,
 }
 
-fn check(request: SignRequest, default_ttl: Option<i64>) -> Result<Checked, ApiError> {
+pub(super) fn check(request: SignRequest, default_ttl: Option<i64>) -> Result<Checked, ApiError> {
     let bucket = LogicalBucketName::parse(&request.bucket)
         .map_err(|e| ApiError::bad_request("invalid_bucket_name", e))?;
     let object = ObjectName::parse(&request.object)?;

@@ -1,0 +1,4 @@
+#![no_main]
+//! `storage_broker::fuzz::names` on arbitrary bytes: must never panic.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| storage_broker::fuzz::names(data));
