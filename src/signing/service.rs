@@ -95,7 +95,7 @@ impl SigningService {
         match &*self.0 {
             Backend::Local(signer) => {
                 let signer = signer.load_full();
-                on_pool(move || signer.sign(&request, at)).await?
+                on_pool(Pool::Interactive, move || signer.sign(&request, at)).await?
             }
             Backend::Keyless {
                 iam,
@@ -121,7 +121,7 @@ impl SigningService {
             Backend::Local(signer) => {
                 let signer = signer.load_full();
                 let count = requests.len();
-                match on_pool(move || signer.sign_all(&requests, at)).await {
+                match on_pool(Pool::Bulk, move || signer.sign_all(&requests, at)).await {
                     Ok(results) => results,
                     Err(err) => (0..count)
                         .map(|_| Err(SigningError::Backend(err.to_string())))
@@ -147,7 +147,7 @@ impl SigningService {
         match &*self.0 {
             Backend::Local(signer) => {
                 let signer = signer.load_full();
-                on_pool(move || signer.post_policy(&request, at)).await?
+                on_pool(Pool::Interactive, move || signer.post_policy(&request, at)).await?
             }
             Backend::Keyless {
                 iam,
@@ -164,14 +164,43 @@ impl SigningService {
     }
 }
 
-/// Runs `work` on the rayon pool (one thread per core): RSA signing never blocks async workers.
+/// Where RSA signing runs, so that it never blocks the async workers.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// One URL or one policy: a pool of its own, so a request never waits behind a batch.
+    Interactive,
+    /// Batches and manifests, spread over every core (rayon's global pool).
+    Bulk,
+}
+
+/// One thread per core for single signatures. The operating system shares the cores between
+/// this pool and the bulk pool, so a single URL is signed in a time slice, not after every
+/// chunk of the batches ahead of it.
+fn interactive_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("sign-{i}"))
+            .build()
+            .inspect_err(|e| tracing::warn!(error = %e, "no interactive signing pool; single URLs share the bulk pool"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `work` on `pool` and waits for it without blocking the async worker.
 async fn on_pool<T: Send + 'static>(
+    pool: Pool,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, SigningError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
+    let job = move || {
         let _ = tx.send(work());
-    });
+    };
+    match (pool, interactive_pool()) {
+        (Pool::Interactive, Some(interactive)) => interactive.spawn(job),
+        _ => rayon::spawn(job),
+    }
     rx.await
         .map_err(|_| SigningError::Backend("a signing task panicked".into()))
 }
