@@ -76,26 +76,15 @@ async fn run() -> Result<(), String> {
     let idp = TestIdp::start().await;
     let db = TestDb::create().await;
     let broker = BrokerProcess::start(
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("BROKER_OIDC_ISSUER", idp.issuer.clone()),
-            ("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE.into()),
-            (
-                "BROKER_SIGNING_CREDENTIALS",
-                repo()
-                    .join("tests/fixtures/test-service-account.json")
-                    .display()
-                    .to_string(),
-            ),
-            (
-                "BROKER_POLICIES_DIR",
-                repo().join("policies").display().to_string(),
-            ),
-            ("BROKER_MIGRATE", "true".into()),
-            ("BROKER_LOG", "warn".into()),
-            // One subject drives the load: no per-subject limit in the way.
-            ("BROKER_RATE_LIMIT_PER_SECOND", "0".into()),
-        ],
+        &harness::broker_env(
+            &db.url,
+            &idp.issuer,
+            &[
+                ("BROKER_LOG", "warn"),
+                // One subject drives the load: no per-subject limit in the way.
+                ("BROKER_RATE_LIMIT_PER_SECOND", "0"),
+            ],
+        ),
         None,
     )
     .await?;

@@ -40,25 +40,11 @@ fn main() {
 
 async fn start_broker(db: &TestDb, idp: &TestIdp, storage: &str) -> Result<BrokerProcess, String> {
     BrokerProcess::start(
-        &[
-            ("DATABASE_URL", db.url.clone()),
-            ("BROKER_OIDC_ISSUER", idp.issuer.clone()),
-            ("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE.into()),
-            (
-                "BROKER_SIGNING_CREDENTIALS",
-                repo()
-                    .join("tests/fixtures/test-service-account.json")
-                    .display()
-                    .to_string(),
-            ),
-            (
-                "BROKER_POLICIES_DIR",
-                repo().join("policies").display().to_string(),
-            ),
-            ("BROKER_STORAGE_ENDPOINT", storage.to_owned()),
-            ("BROKER_MIGRATE", "true".into()),
-            ("BROKER_LOG", "warn".into()),
-        ],
+        &harness::broker_env(
+            &db.url,
+            &idp.issuer,
+            &[("BROKER_STORAGE_ENDPOINT", storage), ("BROKER_LOG", "warn")],
+        ),
         None,
     )
     .await

@@ -94,30 +94,12 @@ impl Setup {
             .db
             .url
             .replacen("postgres@", &format!("postgres:{DB_PASSWORD}@"), 1);
-        let mut env = vec![
-            ("DATABASE_URL", database),
-            ("BROKER_OIDC_ISSUER", self.idp.issuer.clone()),
-            ("BROKER_OIDC_AUDIENCE", helpers::AUDIENCE.to_owned()),
-            (
-                "BROKER_SIGNING_CREDENTIALS",
-                repo()
-                    .join("tests/fixtures/test-service-account.json")
-                    .display()
-                    .to_string(),
-            ),
-            (
-                "BROKER_POLICIES_DIR",
-                repo().join("policies").display().to_string(),
-            ),
-            ("BROKER_STORAGE_ENDPOINT", self.emulator.endpoint.clone()),
-            ("BROKER_MIGRATE", "true".to_owned()),
-            ("BROKER_DB_MAX_CONNECTIONS", "16".to_owned()),
+        let mut settings = vec![
+            ("BROKER_STORAGE_ENDPOINT", self.emulator.endpoint.as_str()),
+            ("BROKER_DB_MAX_CONNECTIONS", "16"),
         ];
-        for (k, v) in extra {
-            env.retain(|(name, _)| name != k);
-            env.push((k, (*v).to_owned()));
-        }
-        env
+        settings.extend_from_slice(extra);
+        harness::broker_env(&database, &self.idp.issuer, &settings)
     }
 
     async fn broker(

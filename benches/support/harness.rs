@@ -24,6 +24,38 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The settings every bench's broker starts with: the database, the test issuer (audience
+/// `storage-broker`), the fixture's RSA key, the shipped policies, migrations at start; `extra`
+/// adds to them or replaces them.
+pub fn broker_env(
+    database_url: &str,
+    issuer: &str,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut env = vec![
+        ("DATABASE_URL", database_url.to_owned()),
+        ("BROKER_OIDC_ISSUER", issuer.to_owned()),
+        ("BROKER_OIDC_AUDIENCE", "storage-broker".to_owned()),
+        (
+            "BROKER_SIGNING_CREDENTIALS",
+            repo.join("tests/fixtures/test-service-account.json")
+                .display()
+                .to_string(),
+        ),
+        (
+            "BROKER_POLICIES_DIR",
+            repo.join("policies").display().to_string(),
+        ),
+        ("BROKER_MIGRATE", "true".to_owned()),
+    ];
+    for (name, value) in extra {
+        env.retain(|(n, _)| n != name);
+        env.push((name, (*value).to_owned()));
+    }
+    env
+}
+
 /// `storage-broker serve` (the release binary) on a free port, killed when dropped.
 pub struct BrokerProcess {
     pub child: Child,
