@@ -204,15 +204,12 @@ fn run_stack() -> Result<(), String> {
     crate::cli::service::init_logging();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let run_dir = RunDir::make()?;
-    let given_database = env("DATABASE_URL");
-    let throwaway = match given_database {
-        Some(_) => None,
-        None => Some(postgres::Postgres::start(&run_dir.0.join("postgres"))?),
-    };
-    let database_url = match (&given_database, &throwaway) {
-        (Some(url), _) => url.clone(),
-        (None, Some(pg)) => pg.url.clone(),
-        (None, None) => unreachable!("a throwaway database is made when none is given"),
+    let (database_url, throwaway) = match env("DATABASE_URL") {
+        Some(url) => (url, None),
+        None => {
+            let pg = postgres::Postgres::start(&run_dir.0.join("postgres"))?;
+            (pg.url.clone(), Some(pg))
+        }
     };
     let key_file = match env("BROKER_SIGNING_CREDENTIALS") {
         Some(path) => PathBuf::from(path),
