@@ -22,9 +22,10 @@ export FAKE_GCS_SERVER SCHEMATHESIS="$venv/bin/schemathesis"
 
 echo "== building (release broker, fuzz targets)"
 cargo build --release --locked --quiet --bin storage-broker
-# No nightly toolchain is reachable here: stable rustc takes cargo-fuzz's -Z flags this way.
-export RUSTC_BOOTSTRAP=1
-cargo fuzz build >/dev/null 2>&1 || cargo fuzz build
+# No nightly toolchain is reachable here: stable rustc takes cargo-fuzz's -Z flags with
+# RUSTC_BOOTSTRAP=1, given to cargo-fuzz alone (exported, it would rebuild everything else).
+fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+fuzz build >/dev/null 2>&1 || fuzz build
 
 echo "== fuzzing: $fuzz_seconds s per target, two at a time"
 out=target/reliability
@@ -42,7 +43,7 @@ printf 'eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6MSwiYXVk
 
 fuzz_one() {
   local target=$1 log="$out/fuzz-$1.log"
-  if cargo fuzz run "$target" "$corpus/$target" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
+  if fuzz run "$target" "$corpus/$target" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 \
     -print_final_stats=1 >"$log" 2>&1; then
     echo "ok"
   else
