@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The reliability suite: fuzzing, then benches/reliability.rs (load, PostgreSQL and issuer faults,
 # rate limiting, schemathesis, audit completeness, secrets in logs) against the release broker.
-#   scripts/reliability.sh           # full: 10 min of load, 10 min per fuzz target (~40 min)
-#   scripts/reliability.sh --quick   # 60 s of load, 20 s per fuzz target (under 5 min once built)
+#   scripts/reliability.sh           # full: 10 min of load, 10 min per fuzz target (36 min here)
+#   scripts/reliability.sh --quick   # 60 s of load, 20 s per fuzz target (2.5 min here once built)
 # Installs what it needs (oha and cargo-fuzz from crates.io, schemathesis from PyPI,
 # fake-gcs-server), writes RELIABILITY.md, and exits 0 only when every figure meets its goal.
 set -euo pipefail
