@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Instant;
@@ -38,6 +39,7 @@ struct OutcomeLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    in_flight: Family<RouteLabels, Gauge>,
     latency: Family<RouteLabels, Histogram>,
     urls_signed: Family<MethodLabels, Counter>,
     decisions: Family<OutcomeLabels, Counter>,
@@ -52,6 +54,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("storage_broker");
         let requests = Family::<RequestLabels, Counter>::default();
+        let in_flight = Family::<RouteLabels, Gauge>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -61,6 +64,11 @@ impl Default for Metrics {
             "http_requests",
             "HTTP requests by method, route and status",
             requests.clone(),
+        );
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled, by route (until their answer's headers leave)",
+            in_flight.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
@@ -80,6 +88,7 @@ impl Default for Metrics {
         Self {
             registry,
             requests,
+            in_flight,
             latency,
             urls_signed,
             decisions,
@@ -124,6 +133,15 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
+    let in_flight = state
+        .metrics
+        .in_flight
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .clone();
+    // Dropped when the handler ends, also when the client leaves and the handler is cancelled.
+    let _in_flight = InFlight::enter(in_flight);
     let response = next.run(request).await;
     let status = response.status().as_u16();
     state
@@ -143,6 +161,22 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         })
         .inc();
     response
+}
+
+/// One request counted in a gauge while it lives.
+struct InFlight(Gauge);
+
+impl InFlight {
+    fn enter(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// `GET /metrics`.

@@ -86,7 +86,7 @@ impl Services {
         let generation = self.cache.generation();
         let class = self.policies.classes.personal();
         let level = &self.policies.classes.levels[class.classification];
-        let bucket = self
+        let (bucket, created) = self
             .store
             .ensure_personal_bucket(
                 &principal.subject,
@@ -95,6 +95,15 @@ impl Services {
                 level,
             )
             .await?;
+        if created {
+            // Anyone who asked for this name before it existed may have a cached 404.
+            self.cache
+                .changed(crate::store::CacheChange::personal_bucket(
+                    &bucket.name,
+                    &principal.subject,
+                ))
+                .await;
+        }
         self.cache
             .remember_personal_bucket(&principal.subject, bucket.clone(), generation)
             .await;
@@ -130,14 +139,28 @@ pub struct Change<'a> {
 }
 
 impl Change<'_> {
-    /// Records that the caller made this change, before the answer leaves.
+    /// Called once the change has committed: drops what this replica cached about it (so the
+    /// caller's next request never sees the old answer), then records it, before the answer leaves.
     pub async fn done(
         self,
         state: &AppState,
         caller: &Caller,
         reason: &str,
     ) -> Result<(), ApiError> {
+        state.cache.changed(self.cache_change()).await;
         self.record(state, caller, "allow", reason).await
+    }
+
+    /// What this change makes stale in the decision cache.
+    fn cache_change(&self) -> crate::store::CacheChange {
+        use crate::store::CacheChange;
+        match (self.operation, self.bucket) {
+            ("CREATE_GRANT" | "DELETE_GRANT", Some(bucket)) => CacheChange::grant(bucket),
+            ("CREATE_BUCKET" | "DELETE_BUCKET", Some(bucket)) => CacheChange::bucket(bucket),
+            // Projects and members reach into every bucket of the project (and anything new
+            // falls here too): drop every cached decision.
+            _ => CacheChange::members(),
+        }
     }
 
     /// Records that the change was refused and why: the why goes to the audit, never to the caller.

@@ -33,18 +33,18 @@ type ContextRow = (
 );
 
 impl Store {
-    /// The caller's personal bucket, made now if this is their first request. Concurrent first
-    /// requests make one bucket: the unique index on personal owners decides, and everyone reads
-    /// the winner back.
+    /// The caller's personal bucket, made now if this is their first request, and whether this
+    /// call made it. Concurrent first requests make one bucket: the unique index on personal
+    /// owners decides, and everyone reads the winner back.
     pub async fn ensure_personal_bucket(
         &self,
         subject: &str,
         username: Option<&str>,
         class: &BucketClass,
         classification: &str,
-    ) -> Result<BucketRecord, StoreError> {
+    ) -> Result<(BucketRecord, bool), StoreError> {
         if let Some(bucket) = self.personal_bucket(subject).await? {
-            return Ok(bucket);
+            return Ok((bucket, false));
         }
         let base = personal_bucket_name(username.unwrap_or(subject));
         // The name may be taken by someone whose username slugs the same: then add a digest of
@@ -53,7 +53,7 @@ impl Store {
             base.clone(),
             format!("{}-{}", truncate(&base, 54), short_digest(subject)),
         ] {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO buckets (name, class, owner, backend_bucket, backend_prefix, classification, created_by)
                  VALUES ($1, $2, $3, $4, $5, $6, $3)
                  ON CONFLICT DO NOTHING",
@@ -65,9 +65,11 @@ impl Store {
             .bind(class.render_prefix(Some(subject), None))
             .bind(classification)
             .execute(&self.pool)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
             if let Some(bucket) = self.personal_bucket(subject).await? {
-                return Ok(bucket);
+                return Ok((bucket, inserted));
             }
         }
         Err(StoreError::Other(format!(

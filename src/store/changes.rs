@@ -2,6 +2,11 @@
 //! buckets, projects or members is published by triggers (`migrations/0002`) on one channel, and
 //! each replica listens and drops what the change affects. While the listener is disconnected
 //! nothing is cached or served from cache; on reconnect everything cached is dropped.
+//!
+//! The replica that makes a change does not wait for its own notification: the API calls
+//! [`DecisionCache::changed`] after the change commits and before it answers, so the caller's
+//! next request, on this replica, never sees the old answer (read-your-writes). Other replicas
+//! learn of it through the notification, within a second.
 
 use super::{AccessContext, BucketRecord, Store, StoreError};
 use aws_lc_rs::digest;
@@ -26,13 +31,61 @@ pub struct DecisionCache {
     generation: AtomicU64,
     /// The listener is connected and listening.
     live: AtomicBool,
+    /// How long each notification waits before it is applied (fault injection for tests: a
+    /// replica so loaded that its own notifications come back late). Zero in service.
+    feed_delay_ms: AtomicU64,
 }
 
-#[derive(serde::Deserialize)]
-struct Change {
+/// What changed, as the triggers publish it and as the API reports its own changes.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Change {
+    /// `grant`, `bucket`, `member` or `project`.
     kind: String,
     bucket: Option<String>,
+    /// The owner of a personal bucket that changed.
     owner: Option<String>,
+    /// The owner is not known: forget every remembered personal bucket.
+    #[serde(skip)]
+    any_owner: bool,
+}
+
+impl Change {
+    /// A grant on `bucket` was created, changed or deleted.
+    pub fn grant(bucket: &str) -> Self {
+        Self {
+            kind: "grant".into(),
+            bucket: Some(bucket.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// Logical bucket `name` was created or deleted; it may have been someone's personal bucket.
+    pub fn bucket(name: &str) -> Self {
+        Self {
+            kind: "bucket".into(),
+            bucket: Some(name.to_owned()),
+            owner: None,
+            any_owner: true,
+        }
+    }
+
+    /// `owner`'s personal bucket `name` was created or deleted.
+    pub fn personal_bucket(name: &str, owner: &str) -> Self {
+        Self {
+            kind: "bucket".into(),
+            bucket: Some(name.to_owned()),
+            owner: Some(owner.to_owned()),
+            any_owner: false,
+        }
+    }
+
+    /// A project or its members changed: that reaches into many buckets' decisions.
+    pub fn members() -> Self {
+        Self {
+            kind: "member".into(),
+            ..Self::default()
+        }
+    }
 }
 
 impl DecisionCache {
@@ -51,7 +104,16 @@ impl DecisionCache {
                 .build(),
             generation: AtomicU64::new(0),
             live: AtomicBool::new(false),
+            feed_delay_ms: AtomicU64::new(0),
         })
+    }
+
+    /// Applies every notification `delay` after it arrives. For tests: it makes this replica's
+    /// own notifications as late as on a loaded machine, deterministically.
+    #[doc(hidden)]
+    pub fn delay_feed(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.feed_delay_ms.store(millis, Ordering::Relaxed);
     }
 
     /// Whether the change feed is connected (caching is on).
@@ -86,12 +148,15 @@ impl DecisionCache {
             let Some(notification) = listener.try_recv().await? else {
                 return Ok(());
             };
+            let delay = self.feed_delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             self.apply(notification.payload()).await;
         }
     }
 
     async fn apply(&self, payload: &str) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
         let Ok(change) = serde_json::from_str::<Change>(payload) else {
             tracing::warn!(
                 payload,
@@ -100,6 +165,14 @@ impl DecisionCache {
             self.drop_everything();
             return;
         };
+        self.changed(change).await;
+    }
+
+    /// Drops what `change` affects, now: the API calls it after each change it commits and
+    /// before it answers, so that this replica never serves the old answer afterwards.
+    pub async fn changed(&self, change: Change) {
+        // First: a read that started before the change must not fill the cache with its result.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         match (change.kind.as_str(), change.bucket) {
             ("grant" | "bucket", Some(bucket)) => {
                 if let Err(err) = self
@@ -111,6 +184,8 @@ impl DecisionCache {
                 }
                 if let Some(owner) = change.owner {
                     self.personal.invalidate(&owner).await;
+                } else if change.any_owner {
+                    self.personal.invalidate_all();
                 }
             }
             // Memberships and projects reach into many buckets' decisions: drop them all.
@@ -150,7 +225,12 @@ impl DecisionCache {
                 .await?,
         );
         if self.is_live() && self.generation.load(Ordering::Acquire) == generation {
-            self.contexts.insert(key, context.clone()).await;
+            self.contexts.insert(key.clone(), context.clone()).await;
+            // A change may have been applied between the check and the insert, after its
+            // invalidation ran: then the entry may predate it, and goes.
+            if self.generation.load(Ordering::Acquire) != generation {
+                self.contexts.invalidate(&key).await;
+            }
         }
         Ok(context)
     }
@@ -173,6 +253,10 @@ impl DecisionCache {
     ) {
         if self.is_live() && self.generation.load(Ordering::Acquire) == generation {
             self.personal.insert(subject.to_owned(), bucket).await;
+            // As in `access_context`: a change applied meanwhile wins.
+            if self.generation.load(Ordering::Acquire) != generation {
+                self.personal.invalidate(subject).await;
+            }
         }
     }
 

@@ -9,7 +9,7 @@ mod projects;
 
 pub use audit::{AuditEvent, AuditLog};
 pub use buckets::{AccessContext, BucketRecord, NewBucket};
-pub use changes::{CHANNEL, DecisionCache};
+pub use changes::{CHANNEL, Change as CacheChange, DecisionCache};
 pub use error::StoreError;
 pub use grants::{GrantRecord, NewGrant};
 pub use projects::{MemberRecord, MemberRemoval, ProjectRecord};

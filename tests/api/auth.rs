@@ -179,7 +179,14 @@ async fn an_issuer_outage_keeps_the_cached_keys_working() {
         .down
         .store(true, std::sync::atomic::Ordering::SeqCst);
     // Two periodic refreshes fail meanwhile.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.idp.refused.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker did not try to refresh the keys twice in 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for sub in ["carol", "dave", "erin"] {
         // Tokens never seen before: verified with the cached keys, not a remembered answer.
         assert_eq!(

@@ -88,6 +88,8 @@ pub struct TestIdp {
     pub jwks_hits: Arc<std::sync::atomic::AtomicUsize>,
     /// While set, discovery and JWKS answer 503 (an IdP outage).
     pub down: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests answered 503 during outages.
+    pub refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TestIdp {
@@ -105,6 +107,8 @@ impl TestIdp {
         let (keys, hits, iss) = (published.clone(), jwks_hits.clone(), issuer.clone());
         let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let outage = down.clone();
+        let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let refusals = refused.clone();
         let app = Router::new()
             .route(
                 "/realms/test/.well-known/openid-configuration",
@@ -124,6 +128,9 @@ impl TestIdp {
             .layer(axum::middleware::from_fn(
                 move |request: axum::extract::Request, next: axum::middleware::Next| {
                     let outage = outage.load(std::sync::atomic::Ordering::SeqCst);
+                    if outage {
+                        refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     async move {
                         if outage {
                             axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -140,6 +147,7 @@ impl TestIdp {
             published,
             jwks_hits,
             down,
+            refused,
         }
     }
 
@@ -239,6 +247,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub idp: TestIdp,
     pub pool: PgPool,
+    /// The running service's state (its caches, store and settings).
+    pub state: storage_broker::api::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     // Dropped last: the server and pool go first.
     _db: TestDb,
@@ -277,7 +287,7 @@ impl TestApp {
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        let (address, shutdown) = start(&env).await;
+        let (address, state, shutdown) = start(&env).await;
         let pool = PgPool::connect(&db.url)
             .await
             .expect("connect to the test database");
@@ -287,6 +297,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             idp,
             pool,
+            state,
             shutdown: Some(shutdown),
             _db: db,
         }
@@ -294,7 +305,7 @@ impl TestApp {
 
     /// Another broker on the same database and issuer, with caches of its own: a replica.
     pub async fn replica(&self) -> Replica {
-        let (address, shutdown) = start(&self.env).await;
+        let (address, _, shutdown) = start(&self.env).await;
         Replica {
             address,
             _shutdown: shutdown,
@@ -331,6 +342,82 @@ impl TestApp {
             .send()
             .await
             .expect("request")
+    }
+
+    /// PUTs JSON with a bearer token.
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// DELETEs with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Waits (at most 30 s) until the broker at `base` caches decisions, i.e. its change feed
+    /// listens: from then on its cache is live and every change reaches it.
+    pub async fn wait_for_change_feed(&self, base: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready: Value = self
+                .client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .expect("readyz")
+                .json()
+                .await
+                .expect("readyz json");
+            if ready["change_feed"] == "listening" {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{base}: the change feed is not listening after 30 s: {ready}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits (at most 30 s) until a request to `route` is being handled.
+    pub async fn wait_for_in_flight(&self, route: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let gauge = format!("storage_broker_http_requests_in_flight{{route=\"{route}\"}} ");
+        loop {
+            let metrics = self
+                .client
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            let now = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&gauge))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if now >= 1.0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request to {route} in flight after 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Signs one URL as `sub`.
@@ -386,17 +473,24 @@ impl TestApp {
 }
 
 /// Builds and runs a broker from `env`; it stops when the sender is dropped or used.
-async fn start(env: &HashMap<String, String>) -> (String, tokio::sync::oneshot::Sender<()>) {
+async fn start(
+    env: &HashMap<String, String>,
+) -> (
+    String,
+    storage_broker::api::AppState,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let config = Config::from_lookup(|name| env.get(name).cloned()).expect("test config");
     let app = Application::build(&config)
         .await
         .expect("the broker starts");
     let address = format!("http://{}", app.local_addr().expect("addr"));
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    (address, tx)
+    (address, state, tx)
 }
 
 /// A second broker on a test's database; stops when dropped.
@@ -425,6 +519,31 @@ pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);
     body
+}
+
+/// How long a change may take to reach another replica in a test. The README promises a
+/// second; on a loaded 2-core machine a test allows three, and reports what it measured.
+pub const PROPAGATION_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Polls `check` every 20 ms until it returns true, and returns how long that took; fails,
+/// naming `what` and the time waited, once it has taken longer than [`PROPAGATION_LIMIT`].
+pub async fn within_propagation_limit<F, Fut>(what: &str, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited < PROPAGATION_LIMIT,
+            "{what}: still not so after {waited:?} (promised: 1 s; allowed in tests: {PROPAGATION_LIMIT:?})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// base64url without padding.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod batch;
+mod consistency;
 mod cors;
 mod dev;
 mod grants;

@@ -22,9 +22,12 @@ async fn health_readiness_metrics_openapi() {
         .json()
         .await
         .expect("json");
-    assert_eq!(
-        ready,
-        json!({ "status": "ready", "database": "ok", "keys": "ok" })
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["database"], "ok", "{ready}");
+    assert_eq!(ready["keys"], "ok", "{ready}");
+    assert!(
+        ["listening", "connecting"].contains(&ready["change_feed"].as_str().unwrap_or("")),
+        "{ready}"
     );
 
     let bucket = app.personal_bucket("alice").await;
@@ -152,7 +155,16 @@ async fn database_down_is_503_with_retry_after_and_not_ready() {
         .send()
         .await
         .expect("request");
-    expect_problem(ready, 503, "unavailable").await;
+    let problem = expect_problem(ready, 503, "unavailable").await;
+    // It says which check fails.
+    assert_eq!(problem["database"], "failing", "{problem}");
+    assert_eq!(problem["keys"], "ok", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("database")),
+        "{problem}"
+    );
 
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"
@@ -171,7 +183,8 @@ async fn database_down_is_503_with_retry_after_and_not_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_requests_in_flight() {
-    let mut app = TestApp::spawn().await;
+    // However slow the machine, the batch may finish draining.
+    let mut app = TestApp::spawn_with(&[("BROKER_SHUTDOWN_TIMEOUT_SECONDS", "120")]).await;
     let bucket = app.personal_bucket("alice").await;
     let items: Vec<Value> = (0..10_000)
         .map(|i| json!({ "bucket": bucket, "object": format!("o{i}"), "method": "GET" }))
@@ -184,7 +197,7 @@ async fn shutdown_drains_requests_in_flight() {
         .send();
     let in_flight = tokio::spawn(request);
     // The batch takes over a second to sign; stop while it runs.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.wait_for_in_flight("/v1/sign/batch").await;
     app.stop();
     let response = in_flight
         .await
@@ -194,6 +207,38 @@ async fn shutdown_drains_requests_in_flight() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["results"].as_array().expect("results").len(), 10_000);
     // New connections are refused once draining is done.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(app.client.get(app.url("/healthz")).send().await.is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reqwest::Client::new()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting connections 10 s after draining ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_missing_issuer_keys() {
+    // Nothing listens on port 1: the issuer's keys never load.
+    let app = TestApp::spawn_with(&[("BROKER_OIDC_JWKS_URL", "http://127.0.0.1:1/certs")]).await;
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("request");
+    let problem = expect_problem(ready, 503, "unavailable").await;
+    assert_eq!(problem["keys"], "failing", "{problem}");
+    assert_eq!(problem["database"], "ok", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("keys") && !d.contains("database")),
+        "{problem}"
+    );
 }

@@ -262,7 +262,7 @@ fn run_stack() -> Result<(), String> {
         let state = app.state();
         let class = state.policies.classes.personal();
         let level = &state.policies.classes.levels[class.classification];
-        let alice = state
+        let (alice, _) = state
             .store
             .ensure_personal_bucket("alice", Some("alice"), class, level)
             .await
