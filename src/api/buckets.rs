@@ -159,6 +159,15 @@ pub async fn create(
             "personal buckets are made on a user's first request",
         ));
     }
+    // Classification is a clearance, not a permission: nobody, storage admins included, makes
+    // a bucket they could not see.
+    if class.classification > caller.clearance {
+        let reason = format!(
+            "class {} is classified {}, above the caller's clearance",
+            class.name, state.policies.classes.levels[class.classification]
+        );
+        return refuse_create(&state, &caller, name.as_str(), &reason).await;
+    }
     if (brownfield || body.read_only.is_some()) && !caller.admin {
         let reason = "only storage admins register existing buckets or set read_only";
         return refuse_create(&state, &caller, name.as_str(), reason).await;
@@ -189,6 +198,33 @@ pub async fn create(
                 "invalid_prefix",
                 "backend_prefix: empty, or ending with '/', at most 512 bytes",
             ));
+        }
+        // Registered only if storage has it and lets the broker list it: a typo would
+        // otherwise surface later as a failure of every listing.
+        match &state.gcs {
+            Some(gcs) => gcs.check_listable(backend.as_str(), &prefix).await.map_err(|e| {
+                if e.is_not_found() {
+                    ApiError::bad_request(
+                        "backend_bucket_not_found",
+                        format!("storage has no bucket {:?}", backend.as_str()),
+                    )
+                } else if e.is_denied() {
+                    ApiError::bad_request(
+                        "backend_bucket_denied",
+                        format!(
+                            "storage refuses the broker access to bucket {:?}; grant its service account object access there first",
+                            backend.as_str()
+                        ),
+                    )
+                } else {
+                    tracing::error!(error = %e, "checking a bucket to register failed");
+                    ApiError::Unavailable
+                }
+            })?,
+            None => tracing::warn!(
+                backend = backend.as_str(),
+                "no storage control plane: registering a bucket without checking that it exists"
+            ),
         }
         (backend.as_str().to_owned(), prefix)
     } else {
@@ -350,10 +386,11 @@ pub async fn delete(
             );
             return Err(ApiError::Unavailable);
         };
-        let removed = gcs.delete_prefix(&record.backend_bucket, &record.backend_prefix).await.map_err(|e| {
-            tracing::error!(bucket, error = %e, "deleting the bucket's objects failed; the bucket stays");
-            ApiError::Unavailable
-        })?;
+        // On failure the bucket stays, to be deleted again.
+        let removed = gcs
+            .delete_prefix(&record.backend_bucket, &record.backend_prefix)
+            .await
+            .map_err(|e| ApiError::from_storage(&e, &bucket))?;
         reason.push_str(&format!(", {removed} objects deleted"));
     }
     if state.store.delete_bucket(&bucket).await? {

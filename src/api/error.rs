@@ -38,6 +38,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// The caller sent more requests than its rate limit allows; retry after this many seconds.
     RateLimited(u64),
+    /// Storage says the backend bucket behind a logical bucket does not exist, or refuses the
+    /// broker access to it: a configuration to fix, not a reason to retry.
+    StorageMisconfigured {
+        code: &'static str,
+        detail: String,
+    },
     /// The database (or another dependency) is down: retry.
     Unavailable,
     /// A bug; the cause was logged.
@@ -67,6 +73,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::StorageMisconfigured { .. } => StatusCode::BAD_GATEWAY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,7 +89,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadRequest { code, .. }
             | Self::Missing { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::StorageMisconfigured { code, .. } => code,
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RateLimited(_) => "rate_limited",
@@ -102,6 +110,7 @@ impl ApiError {
             Self::BadRequest { detail, .. }
             | Self::Missing { detail, .. }
             | Self::Conflict { detail, .. }
+            | Self::StorageMisconfigured { detail, .. }
             | Self::PayloadTooLarge(detail)
             | Self::UnsupportedMediaType(detail) => detail.clone(),
             Self::RateLimited(seconds) => {
@@ -172,6 +181,34 @@ impl From<StoreError> for ApiError {
                 tracing::error!(%cause, "database error");
                 Self::Internal
             }
+        }
+    }
+}
+
+impl ApiError {
+    /// A failed control-plane call about logical bucket `bucket`: storage's "no such bucket"
+    /// and "access denied" are configurations to fix (502 with their own codes); anything else
+    /// is a retry.
+    pub fn from_storage(err: &crate::gcs::GcsError, bucket: &str) -> Self {
+        if err.is_not_found() {
+            tracing::error!(bucket, error = %err, "the storage bucket behind this bucket does not exist");
+            Self::StorageMisconfigured {
+                code: "storage_bucket_missing",
+                detail: format!(
+                    "storage has no bucket behind {bucket:?} (was it deleted?); a storage admin must fix or remove this bucket's registration"
+                ),
+            }
+        } else if err.is_denied() {
+            tracing::error!(bucket, error = %err, "storage refuses the broker access");
+            Self::StorageMisconfigured {
+                code: "storage_access_denied",
+                detail: format!(
+                    "storage refuses the broker access to the bucket behind {bucket:?}; a storage admin must grant it"
+                ),
+            }
+        } else {
+            tracing::error!(bucket, error = %err, "storage call failed");
+            Self::Unavailable
         }
     }
 }

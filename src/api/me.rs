@@ -28,14 +28,19 @@ pub struct ProjectRole {
 #[utoipa::path(get, path = "/v1/me", tag = "identity", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, body = super::Problem, content_type = "application/problem+json")))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
-    let projects = state
-        .store
-        .memberships(&caller.member_keys)
-        .await?
+    // A member directly and through groups is listed once, with the strongest role.
+    let memberships = state.store.memberships(&caller.member_keys).await?;
+    let mut by_project: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for m in &memberships {
+        by_project.entry(&m.project).or_default().push(&m.role);
+    }
+    let projects = by_project
         .into_iter()
-        .map(|m| ProjectRole {
-            slug: m.project,
-            role: m.role,
+        .filter_map(|(slug, roles)| {
+            Some(ProjectRole {
+                slug: slug.to_owned(),
+                role: state.policies.roles.strongest(roles)?.to_owned(),
+            })
         })
         .collect();
     let p = caller.principal;

@@ -124,10 +124,7 @@ impl Listable<'_> {
                 token,
             )
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, bucket = self.record.name, "listing failed");
-                ApiError::Unavailable
-            })?;
+            .map_err(|e| ApiError::from_storage(&e, &self.record.name))?;
         let (class, level) = state.class_of(&self.record).ok_or(ApiError::Internal)?;
         let readable = page
             .items

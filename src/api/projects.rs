@@ -95,10 +95,11 @@ async fn standing(
         .iter()
         .map(|r| state.policies.roles.actions(r))
         .fold(Actions::NONE, Actions::union);
-    let strongest = mine
-        .iter()
-        .max_by_key(|r| state.policies.roles.actions(r).iter().count())
-        .map(|r| (*r).to_owned());
+    let strongest = state
+        .policies
+        .roles
+        .strongest(mine.iter().copied())
+        .map(str::to_owned);
     Ok((strongest, actions))
 }
 

@@ -214,6 +214,18 @@ pub(super) fn check(request: SignRequest, default_ttl: Option<i64>) -> Result<Ch
             format!("{field} applies to PUT and RESUMABLE only"),
         ));
     }
+    if let Some(md5) = &request.content_md5 {
+        // Content-MD5 is the base64 of the 16-byte digest (RFC 1864); storage refuses anything
+        // else only after the bytes were sent.
+        use base64::Engine;
+        let digest = base64::engine::general_purpose::STANDARD.decode(md5);
+        if !digest.is_ok_and(|d| d.len() == 16) {
+            return Err(ApiError::bad_request(
+                "invalid_content_md5",
+                "content_md5: the base64 of the object's 16-byte MD5 digest, e.g. \"1B2M2Y8AsgTpgAmY7PhCfg==\"",
+            ));
+        }
+    }
     for key in request.metadata.iter().flat_map(BTreeMap::keys) {
         if key.is_empty()
             || !key

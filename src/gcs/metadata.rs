@@ -42,9 +42,9 @@ impl MetadataServer {
             .header("Metadata-Flavor", "Google")
             .send()
             .await
-            .map_err(|e| GcsError(format!("metadata server {}: {e}", self.base)))?;
+            .map_err(|e| GcsError::Other(format!("metadata server {}: {e}", self.base)))?;
         if !response.status().is_success() {
-            return Err(GcsError(format!(
+            return Err(GcsError::Other(format!(
                 "metadata server {}: {path} answered {}",
                 self.base,
                 response.status()
@@ -60,10 +60,10 @@ impl MetadataServer {
             .await?
             .text()
             .await
-            .map_err(|e| GcsError(format!("metadata server: {e}")))?;
+            .map_err(|e| GcsError::Other(format!("metadata server: {e}")))?;
         let email = email.trim();
         if email.is_empty() || !email.contains('@') {
-            return Err(GcsError(format!(
+            return Err(GcsError::Other(format!(
                 "metadata server: {email:?} is not a service account"
             )));
         }
@@ -88,7 +88,7 @@ impl MetadataServer {
             .await?
             .json()
             .await
-            .map_err(|e| GcsError(format!("metadata server token: {e}")))?;
+            .map_err(|e| GcsError::Other(format!("metadata server token: {e}")))?;
         let until = Instant::now() + Duration::from_secs(token.expires_in.saturating_sub(60));
         *cached = Some((token.access_token.clone(), until));
         Ok(token.access_token)

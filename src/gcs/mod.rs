@@ -29,8 +29,32 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// A failed control-plane call.
 #[derive(Debug, thiserror::Error)]
-#[error("cloud storage: {0}")]
-pub struct GcsError(pub String);
+pub enum GcsError {
+    /// Storage answered with an error status.
+    #[error("cloud storage answered {status}: {body}")]
+    Status { status: u16, body: String },
+    /// Storage could not be reached, or its answer not read.
+    #[error("cloud storage: {0}")]
+    Other(String),
+}
+
+impl GcsError {
+    /// Storage says the bucket does not exist (a listing answers 404 for nothing else).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Status { status: 404, .. })
+    }
+
+    /// Storage refuses the broker's credentials access to it.
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
 
 /// One object in a listing.
 #[derive(Clone, Debug, Deserialize)]
@@ -145,7 +169,7 @@ impl Gcs {
             "scope": "https://www.googleapis.com/auth/devstorage.read_write",
         });
         let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
-            .map_err(|e| GcsError(format!("signing the token request: {e}")))?;
+            .map_err(|e| GcsError::Other(format!("signing the token request: {e}")))?;
         #[derive(Deserialize)]
         struct Token {
             access_token: String,
@@ -161,12 +185,12 @@ impl Gcs {
             .body(body)
             .send()
             .await
-            .map_err(|e| GcsError(format!("token request: {e}")))?;
+            .map_err(|e| GcsError::Other(format!("token request: {e}")))?;
         let token: Token = checked(response)
             .await?
             .json()
             .await
-            .map_err(|e| GcsError(e.to_string()))?;
+            .map_err(|e| GcsError::Other(e.to_string()))?;
         let until = Instant::now() + Duration::from_secs(token.expires_in.saturating_sub(300));
         *cached = Some((token.access_token.clone(), until));
         Ok(Some(token.access_token))
@@ -221,12 +245,29 @@ impl Gcs {
         let response = request
             .send()
             .await
-            .map_err(|e| GcsError(format!("list {bucket}: {e}")))?;
+            .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))?;
         checked(response)
             .await?
             .json()
             .await
-            .map_err(|e| GcsError(format!("list {bucket}: {e}")))
+            .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))
+    }
+
+    /// Checks that `bucket` exists and the broker may list it under `prefix` (what every
+    /// listing and deletion of its objects needs): one listing of at most one object.
+    pub async fn check_listable(&self, bucket: &str, prefix: &str) -> Result<(), GcsError> {
+        let mut request = self
+            .http
+            .get(format!("{}/storage/v1/b/{bucket}/o", self.base))
+            .query(&[("prefix", prefix), ("maxResults", "1"), ("fields", "kind")]);
+        if let Some(bearer) = self.bearer().await? {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))?;
+        checked(response).await.map(drop)
     }
 
     /// Deletes one object; one already gone is fine.
@@ -238,7 +279,7 @@ impl Gcs {
         let response = request
             .send()
             .await
-            .map_err(|e| GcsError(format!("delete {name}: {e}")))?;
+            .map_err(|e| GcsError::Other(format!("delete {name}: {e}")))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -249,7 +290,7 @@ impl Gcs {
     /// empty); how many. Eight deletes run at a time.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, GcsError> {
         if prefix.is_empty() {
-            return Err(GcsError("refusing to delete a whole bucket".into()));
+            return Err(GcsError::Other("refusing to delete a whole bucket".into()));
         }
         let mut deleted = 0;
         let mut token: Option<String> = None;
@@ -273,10 +314,10 @@ async fn checked(response: reqwest::Response) -> Result<reqwest::Response, GcsEr
     if response.status().is_success() {
         return Ok(response);
     }
-    let status = response.status();
+    let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
-    Err(GcsError(format!(
-        "{status}: {}",
-        body.chars().take(300).collect::<String>()
-    )))
+    Err(GcsError::Status {
+        status,
+        body: body.chars().take(300).collect(),
+    })
 }

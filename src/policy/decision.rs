@@ -123,7 +123,9 @@ impl Decision {
 /// `object` and a role holding `action`, or the caller owns the bucket (role `owner`), or is a
 /// member of its project (their member role); a `project:` grant gives at most what the member
 /// role holds. A bucket above the caller's clearance, or one they hold nothing on, is not found.
-/// A read-only bucket refuses write and delete to everyone. Storage admins may do everything else.
+/// A read-only bucket refuses write and delete to everyone. Storage admins may do everything
+/// else on buckets they are cleared for: classification is a clearance, not a permission, so a
+/// bucket above an admin's clearance is not found for them as for anyone.
 pub fn decide(
     caller: &Caller<'_>,
     bucket: &BucketFacts<'_>,
@@ -133,15 +135,15 @@ pub fn decide(
     object: &str,
     now: OffsetDateTime,
 ) -> Decision {
+    if bucket.classification > caller.clearance {
+        return Decision::NotFound("bucket classification above the caller's clearance".into());
+    }
     let writes = matches!(action, Action::Write | Action::Delete);
     if bucket.read_only && writes && caller.admin {
         return Decision::Deny("bucket is read-only".into());
     }
     if caller.admin {
         return Decision::Allow("storage admin".into());
-    }
-    if bucket.classification > caller.clearance {
-        return Decision::NotFound("bucket classification above the caller's clearance".into());
     }
     let mut visible = false;
     let mut allowed_by: Option<String> = None;
@@ -506,6 +508,38 @@ mod tests {
                     ..ALICE_PERSONAL
                 },
                 clearance: 1,
+                admin: true,
+                expect: "not_found",
+                ..case(
+                    "above clearance, even a storage admin",
+                    "root",
+                    ALICE_PERSONAL,
+                    Action::Admin,
+                    "",
+                )
+            },
+            Case {
+                bucket: BucketFacts {
+                    classification: 2,
+                    ..ALICE_PERSONAL
+                },
+                clearance: 2,
+                admin: true,
+                expect: "allow",
+                ..case(
+                    "a cleared storage admin",
+                    "root",
+                    ALICE_PERSONAL,
+                    Action::Admin,
+                    "",
+                )
+            },
+            Case {
+                bucket: BucketFacts {
+                    classification: 2,
+                    ..ALICE_PERSONAL
+                },
+                clearance: 1,
                 expect: "not_found",
                 ..case(
                     "above clearance, even the owner",
@@ -615,11 +649,11 @@ mod tests {
             }
         };
         let writes = action == Action::Write || action == Action::Delete;
-        if admin {
-            return if read_only && writes { "deny" } else { "allow" };
-        }
         if classification > clearance {
             return "not_found";
+        }
+        if admin {
+            return if read_only && writes { "deny" } else { "allow" };
         }
         let member_of = |p: &str| -> Vec<Action> {
             memberships

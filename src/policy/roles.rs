@@ -55,6 +55,19 @@ impl Roles {
         Ok(Self { roles })
     }
 
+    /// The strongest of `roles` (the one holding most actions; the first such on a tie), e.g.
+    /// of a caller who is a member of a project directly and through a group.
+    pub fn strongest<'a>(&self, roles: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        let mut best: Option<(&'a str, usize)> = None;
+        for role in roles {
+            let held = self.actions(role).iter().count();
+            if best.is_none_or(|(_, most)| held > most) {
+                best = Some((role, held));
+            }
+        }
+        best.map(|(role, _)| role)
+    }
+
     /// The actions of `role`, or none for an unknown role (a grant naming a role since removed
     /// gives nothing).
     pub fn actions(&self, role: &str) -> Actions {
@@ -69,5 +82,33 @@ impl Roles {
     /// Role names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.roles.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strongest_role() {
+        let roles = Roles::parse(
+            r#"[roles]
+viewer = ["read"]
+editor = ["read", "write", "delete"]
+owner = ["read", "write", "delete", "share", "admin"]
+"#,
+        )
+        .expect("roles");
+        for (given, want) in [
+            (vec![], None),
+            (vec!["viewer"], Some("viewer")),
+            (vec!["viewer", "owner", "editor"], Some("owner")),
+            (vec!["editor", "viewer"], Some("editor")),
+            // A role since removed holds nothing.
+            (vec!["gone", "viewer"], Some("viewer")),
+            (vec!["viewer", "viewer"], Some("viewer")),
+        ] {
+            assert_eq!(roles.strongest(given.iter().copied()), want, "{given:?}");
+        }
     }
 }

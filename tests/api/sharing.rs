@@ -517,10 +517,20 @@ async fn grants_api_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classification_read_only_and_brownfield() {
-    let app = TestApp::spawn_with(&[("BROKER_CLEARANCE_CLAIM", "clearance")]).await;
+    // Registration checks that storage has the bucket: an emulator holds the existing ones.
+    let emulator = Emulator::start().await;
+    for bucket in ["legacy-archive", "legacy-ro", "legacy-x"] {
+        emulator.create_bucket(bucket).await;
+    }
+    let app = TestApp::spawn_with(&[
+        ("BROKER_CLEARANCE_CLAIM", "clearance"),
+        ("BROKER_STORAGE_ENDPOINT", &emulator.endpoint),
+    ])
+    .await;
+    // A storage admin cleared for protected-b.
     let admin = app.idp.token_with(
         "root",
-        json!({ "realm_access": { "roles": ["storage-admin"] } }),
+        json!({ "realm_access": { "roles": ["storage-admin"] }, "clearance": "protected-b" }),
     );
     let alice = app.idp.token("alice");
     let body = json!({ "name": "pb-archive", "class": "existing-protected-b", "backend_bucket": "legacy-archive", "backend_prefix": "data/" });
@@ -701,4 +711,173 @@ async fn deleting_a_delete_class_bucket_deletes_its_objects_in_storage() {
     assert!(reason.contains("2 objects deleted"), "{reason}");
     // Alice's next request makes her a new, empty personal bucket.
     assert_eq!(app.personal_bucket("alice").await, "u-alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classification_binds_storage_admins_too() {
+    let emulator = Emulator::start().await;
+    emulator.create_bucket("secret-archive").await;
+    let app = TestApp::spawn_with(&[
+        ("BROKER_CLEARANCE_CLAIM", "clearance"),
+        ("BROKER_STORAGE_ENDPOINT", &emulator.endpoint),
+    ])
+    .await;
+    let cleared = app.idp.token_with(
+        "root",
+        json!({ "realm_access": { "roles": ["storage-admin"] }, "clearance": "protected-b" }),
+    );
+    let uncleared = app.idp.token_with(
+        "ops",
+        json!({ "realm_access": { "roles": ["storage-admin"] } }),
+    );
+    let body = json!({ "name": "pb-secret", "class": "existing-protected-b", "backend_bucket": "secret-archive" });
+    // An admin without the clearance cannot make one...
+    expect_problem(
+        app.post("/v1/buckets", &uncleared, &body).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    // ...nor see, sign for, share or delete one a cleared admin made: 404, as for anyone.
+    assert_eq!(app.post("/v1/buckets", &cleared, &body).await.status(), 201);
+    expect_problem(
+        app.get("/v1/buckets/pb-secret", &uncleared).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let listed: Value = app
+        .get("/v1/buckets", &uncleared)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        !listed.to_string().contains("pb-secret"),
+        "not listed: {listed}"
+    );
+    assert_eq!(
+        sign_status(&app, &app.address, &uncleared, "pb-secret", "a", "GET").await,
+        404
+    );
+    expect_problem(
+        app.post(
+            "/v1/buckets/pb-secret/grants",
+            &uncleared,
+            &json!({ "prefix": "", "principal": "user:ops", "role": "owner" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    expect_problem(
+        app.delete("/v1/buckets/pb-secret", &uncleared).await,
+        404,
+        "not_found",
+    )
+    .await;
+    // The cleared admin manages it.
+    assert_eq!(
+        sign_status(&app, &app.address, &cleared, "pb-secret", "a", "GET").await,
+        200
+    );
+    assert_eq!(
+        app.get("/v1/buckets/pb-secret", &cleared).await.status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_checks_storage_and_a_vanished_bucket_is_a_clear_problem() {
+    let emulator = Emulator::start().await;
+    emulator.create_bucket("short-lived").await;
+    let app = TestApp::spawn_with(&[("BROKER_STORAGE_ENDPOINT", &emulator.endpoint)]).await;
+    let admin = app.idp.token_with(
+        "root",
+        json!({ "realm_access": { "roles": ["storage-admin"] } }),
+    );
+    // A typo in the backend bucket is refused at registration, not discovered later.
+    expect_problem(
+        app.post(
+            "/v1/buckets",
+            &admin,
+            &json!({ "name": "typo", "class": "existing", "backend_bucket": "no-such-bucket" }),
+        )
+        .await,
+        400,
+        "backend_bucket_not_found",
+    )
+    .await;
+    assert_eq!(
+        app.post(
+            "/v1/buckets",
+            &admin,
+            &json!({ "name": "legacy", "class": "existing", "backend_bucket": "short-lived" }),
+        )
+        .await
+        .status(),
+        201
+    );
+    assert_eq!(
+        app.get("/v1/buckets/legacy/objects", &admin).await.status(),
+        200
+    );
+    // Storage loses the bucket: listing says so, once, instead of "retry shortly".
+    let removed = reqwest::Client::new()
+        .delete(format!("{}/storage/v1/b/short-lived", emulator.endpoint))
+        .send()
+        .await
+        .expect("delete bucket");
+    assert!(removed.status().is_success(), "{}", removed.status());
+    let problem = expect_problem(
+        app.get("/v1/buckets/legacy/objects", &admin).await,
+        502,
+        "storage_bucket_missing",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("storage admin")),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_lists_a_project_once_with_the_strongest_role() {
+    let app = TestApp::spawn().await;
+    let alice = app.idp.token("alice");
+    assert_eq!(
+        app.post(
+            "/v1/projects",
+            &alice,
+            &json!({ "slug": "vision", "name": "Vision" })
+        )
+        .await
+        .status(),
+        201
+    );
+    // bob is a viewer himself and an editor through his group.
+    for (member, role) in [("bob", "viewer"), ("group:%2Fvision", "editor")] {
+        let response = app
+            .put(
+                &format!("/v1/projects/vision/members/{member}"),
+                &alice,
+                &json!({ "role": role }),
+            )
+            .await;
+        assert!(
+            response.status().is_success(),
+            "{member}: {}",
+            response.status()
+        );
+    }
+    let bob = app.idp.token_with("bob", json!({ "groups": ["/vision"] }));
+    let me: Value = app.get("/v1/me", &bob).await.json().await.expect("json");
+    assert_eq!(
+        me["projects"],
+        json!([{ "slug": "vision", "role": "editor" }]),
+        "{me}"
+    );
 }

@@ -230,6 +230,28 @@ async fn bad_requests_are_400_problems() {
     )
     .await;
     expect_problem(sign(json!({ "bucket": bucket, "object": "x", "method": "PUT", "metadata": { "Bad Key": "v" } })).await, 400, "invalid_metadata").await;
+    // Content-MD5 is the base64 of 16 bytes, nothing else.
+    for md5 in [
+        "",
+        "not base64!",
+        "AAAA",
+        "1B2M2Y8AsgTpgAmY7PhCfg",
+        "1B2M2Y8AsgTpgAmY7PhCfgAA",
+    ] {
+        expect_problem(
+            sign(json!({ "bucket": bucket, "object": "x", "method": "PUT", "content_md5": md5 }))
+                .await,
+            400,
+            "invalid_content_md5",
+        )
+        .await;
+    }
+    assert_eq!(
+        sign(json!({ "bucket": bucket, "object": "x", "method": "PUT", "content_md5": "1B2M2Y8AsgTpgAmY7PhCfg==" }))
+            .await
+            .status(),
+        200
+    );
     expect_problem(
         sign(
             json!({ "bucket": bucket, "object": "x", "method": "PUT", "max_size": 5368709121u64 }),
