@@ -74,8 +74,13 @@ impl Application {
         let store = Store::connect_lazy(config.database_url.expose(), config.db_max_connections)
             .map_err(|e| start_error("DATABASE_URL", e))?;
         if config.migrate_on_start {
-            store
-                .migrate()
+            // On a connection of its own, made now: its error says why the database cannot be
+            // reached (the lazy pool would only say it timed out).
+            let mut connection =
+                Store::connect_now(config.database_url.expose(), Duration::from_secs(10))
+                    .await
+                    .map_err(|e| start_error("DATABASE_URL", format!("cannot connect: {e}")))?;
+            Store::migrate_connection(&mut connection)
                 .await
                 .map_err(|e| start_error("BROKER_MIGRATE", format!("migrations failed: {e}")))?;
         }

@@ -159,17 +159,25 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| bad("BROKER_OIDC_ALGORITHMS", e))?;
         let client_id = get("BROKER_OIDC_CLIENT_ID").or_else(|| audiences.first().cloned());
-        let number = |setting: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            match get(setting) {
-                None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
-                    bad(
-                        setting,
-                        format!("{v:?} is not a whole number from 0 to {max}"),
-                    )
-                }),
-            }
-        };
+        // A whole number from `min` to `max`; the message gives the range accepted.
+        let number_from =
+            |setting: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+                match get(setting) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| (min..=max).contains(n))
+                        .ok_or_else(|| {
+                            bad(
+                                setting,
+                                format!("{v:?} is not a whole number from {min} to {max}"),
+                            )
+                        }),
+                }
+            };
+        let number =
+            |setting: &'static str, default: u64, max: u64| number_from(setting, default, 0, max);
         let oidc = OidcConfig {
             issuer: issuer.trim_end_matches('/').to_owned(),
             jwks_url,
@@ -261,13 +269,7 @@ impl Config {
                 ));
             }
         };
-        let db_max_connections = number("BROKER_DB_MAX_CONNECTIONS", 16, 1000)? as u32;
-        if db_max_connections == 0 {
-            return Err(bad(
-                "BROKER_DB_MAX_CONNECTIONS",
-                "must be at least 1".into(),
-            ));
-        }
+        let db_max_connections = number_from("BROKER_DB_MAX_CONNECTIONS", 16, 1, 1000)? as u32;
         let shutdown_timeout =
             Duration::from_secs(number("BROKER_SHUTDOWN_TIMEOUT_SECONDS", 20, 3600)?);
         Ok(Self {
@@ -350,5 +352,25 @@ mod tests {
             let err = config(&[(setting, value)]).expect_err(setting);
             assert_eq!(err.setting, setting, "{value:?}: {err}");
         }
+    }
+
+    /// The message gives the range that is accepted: 0 connections is refused, so the range
+    /// starts at 1.
+    #[test]
+    fn db_max_connections_range_is_the_one_stated() {
+        for value in ["0", "zero", "1001", "-1"] {
+            let err = config(&[("BROKER_DB_MAX_CONNECTIONS", value)]).expect_err(value);
+            assert_eq!(err.setting, "BROKER_DB_MAX_CONNECTIONS");
+            assert!(
+                err.message.contains("from 1 to 1000"),
+                "{value:?}: {}",
+                err.message
+            );
+        }
+        for (value, expected) in [("1", 1), ("1000", 1000), (" 16 ", 16)] {
+            let c = config(&[("BROKER_DB_MAX_CONNECTIONS", value)]).expect(value);
+            assert_eq!(c.db_max_connections, expected);
+        }
+        assert_eq!(config(&[]).expect("valid").db_max_connections, 16);
     }
 }

@@ -271,3 +271,180 @@ fn help_exits_zero() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--bucket-bound-hostname"));
 }
+
+/// Runs the command with `env` set (and the settings that would change its output removed).
+fn broker_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_storage-broker"));
+    for name in ["NO_COLOR", "RUST_LOG", "BROKER_LOG", "BROKER_LOG_FORMAT"] {
+        command.env_remove(name);
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run storage-broker")
+}
+
+/// A usage error: exit status 2, one line on stderr naming what is missing.
+#[test]
+fn usage_errors_name_what_is_missing() {
+    let key = tests_dir()
+        .join("fixtures/test-service-account.json")
+        .display()
+        .to_string();
+    let cases: [(Vec<&str>, &[&str]); 5] = [
+        (
+            vec![
+                "sign-url",
+                "--credentials",
+                &key,
+                "--method",
+                "GET",
+                "--bucket",
+                "b",
+            ],
+            &["--expires <SECONDS>"],
+        ),
+        (
+            vec![
+                "sign-post-policy",
+                "--credentials",
+                &key,
+                "--bucket",
+                "b",
+                "--expires",
+                "60",
+            ],
+            &["--object <O>"],
+        ),
+        (
+            vec!["sign-url"],
+            &[
+                "--credentials <FILE>",
+                "--method <METHOD>",
+                "--bucket <B>",
+                "--expires <SECONDS>",
+            ],
+        ),
+        (
+            vec![
+                "fetch-manifest",
+                "--broker",
+                "http://127.0.0.1:1",
+                "--token-file",
+                "t",
+                "--bucket",
+                "b",
+            ],
+            &["--prefix <P>", "--objects <FILE>"],
+        ),
+        (vec!["policy"], &["requires a subcommand", "check"]),
+    ];
+    for (args, needles) in cases {
+        let out = broker(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        let err = String::from_utf8(out.stderr).expect("UTF-8");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(err.starts_with("storage-broker: "), "{err:?}");
+        for needle in needles {
+            assert!(
+                err.contains(needle),
+                "{args:?}: {err:?} should name {needle:?}"
+            );
+        }
+        assert!(!err.contains("Usage:"), "{err:?}");
+    }
+}
+
+/// `migrate` against a database that refuses connections says so, at once, in one line.
+#[test]
+fn migrate_reports_why_the_database_cannot_be_reached() {
+    let started = std::time::Instant::now();
+    let out = broker_env(
+        &["migrate"],
+        &[("DATABASE_URL", "postgres://x@127.0.0.1:1/db")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).expect("UTF-8");
+    assert_eq!(err.lines().count(), 1, "one line, got {err:?}");
+    assert!(err.contains("DATABASE_URL"), "{err:?}");
+    assert!(
+        err.to_lowercase().contains("connection refused"),
+        "{err:?} should give the cause"
+    );
+    assert!(!err.contains("timed out"), "{err:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "a refused connection is reported without waiting for a pool timeout"
+    );
+}
+
+/// `migrate` applies the migrations to a fresh database, and again (nothing to do) without error.
+#[test]
+fn migrate_applies_the_migrations() {
+    let admin_url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL is not set: run the tests with scripts/test, which starts PostgreSQL",
+    );
+    let name = format!("sb_cli_{}", uuid::Uuid::new_v4().simple());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let admin = |sql: String| {
+        runtime.block_on(async {
+            let pool = sqlx::PgPool::connect(&admin_url).await.expect("connect");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .expect("admin statement");
+            pool.close().await;
+        })
+    };
+    admin(format!("CREATE DATABASE {name}"));
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let first = broker_env(&["migrate"], &[("DATABASE_URL", &url)]);
+    let again = broker_env(&["migrate"], &[("DATABASE_URL", &url)]);
+    admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    for out in [first, again] {
+        assert_eq!(stdout(&out), "migrations applied\n");
+    }
+}
+
+/// Text logs written to a pipe or file carry no colour codes.
+#[test]
+fn text_logs_to_a_pipe_have_no_colour() {
+    let key = tests_dir()
+        .join("fixtures/test-service-account.json")
+        .display()
+        .to_string();
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("policies")
+        .display()
+        .to_string();
+    // It logs the signer, then fails to migrate an unreachable database and exits.
+    let out = broker_env(
+        &["serve"],
+        &[
+            ("BROKER_LISTEN", "127.0.0.1:0"),
+            ("DATABASE_URL", "postgres://x@127.0.0.1:1/db"),
+            ("BROKER_MIGRATE", "true"),
+            ("BROKER_OIDC_ISSUER", "http://127.0.0.1:1/realms/none"),
+            ("BROKER_OIDC_AUDIENCE", "storage-broker"),
+            ("BROKER_SIGNING_CREDENTIALS", &key),
+            ("BROKER_POLICIES_DIR", &policies),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).expect("UTF-8");
+    assert!(err.contains("INFO") && err.contains("signing"), "{err:?}");
+    assert!(!err.contains("\x1b["), "colour codes in {err:?}");
+    // And the start names why the database cannot be reached, not a pool timing out.
+    assert!(
+        err.contains("DATABASE_URL") && err.to_lowercase().contains("connection refused"),
+        "{err:?}"
+    );
+}

@@ -6,7 +6,7 @@ mod fetch;
 mod service;
 mod sign;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// storage-broker: authorization broker for Google Cloud Storage signed URLs.
@@ -45,9 +45,54 @@ enum PolicyCommand {
     },
 }
 
+/// The parser: [`Cli`], except that a missing subcommand is an error naming the subcommands
+/// rather than the whole help text.
+fn command() -> clap::Command {
+    let mut command = Cli::command().arg_required_else_help(false);
+    let nested: Vec<String> = command
+        .get_subcommands()
+        .filter(|c| c.is_arg_required_else_help_set())
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    for name in nested {
+        command = command.mut_subcommand(name, |c| c.arg_required_else_help(false));
+    }
+    command
+}
+
+/// A clap error in one line: the problem and its details (the missing flags, the subcommands,
+/// the possible values, a tip), without the usage and "For more information" lines.
+fn one_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let mut lines = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let headline = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    let (listed, notes): (Vec<&str>, Vec<&str>) = lines
+        .map(|l| l.trim_start_matches('[').trim_end_matches(']'))
+        .partition(|l| !l.contains(": "));
+    let mut message = match headline.strip_suffix(':') {
+        Some(head) if !listed.is_empty() => format!("{head}: {}", listed.join(", ")),
+        _ if !listed.is_empty() => format!("{headline} {}", listed.join(", ")),
+        _ => headline.trim_end_matches(':').to_owned(),
+    };
+    if !notes.is_empty() {
+        message = format!("{message} ({})", notes.join("; "));
+    }
+    message
+}
+
 /// Parses the process's arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
             // --help and --version.
@@ -55,9 +100,7 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(err) => {
-            let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("storage-broker: {}", first.trim_start_matches("error: "));
+            eprintln!("storage-broker: {}", one_line(&err));
             return ExitCode::from(2);
         }
     };

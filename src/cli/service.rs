@@ -3,8 +3,10 @@
 use crate::app::{Application, shutdown_signal};
 use crate::config::Config;
 use crate::policy::Policies;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use std::io::IsTerminal;
 use std::path::Path;
+use std::time::Duration;
 
 /// Logs to stderr: `BROKER_LOG` (or `RUST_LOG`) filters, default `info`; `BROKER_LOG_FORMAT=json`
 /// for JSON lines.
@@ -14,8 +16,10 @@ pub fn init_logging() {
         .unwrap_or_else(|_| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: not in files, pipes or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if std::env::var("BROKER_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()
@@ -52,9 +56,16 @@ pub fn migrate() -> Result<(), String> {
     let url =
         std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL: required, not set".to_owned())?;
     runtime()?.block_on(async {
-        let store = Store::connect_lazy(&url, 2).map_err(|e| format!("DATABASE_URL: {e}"))?;
-        store
-            .migrate()
+        // One connection made now, so that a database that cannot be reached is reported with
+        // the reason (the lazy pool of `serve` would only say that it timed out).
+        let mut connection = Store::connect_now(&url, Duration::from_secs(10))
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(reason) | StoreError::Other(reason) => {
+                    format!("DATABASE_URL: cannot connect: {reason}")
+                }
+            })?;
+        Store::migrate_connection(&mut connection)
             .await
             .map_err(|e| format!("migrations failed: {e}"))?;
         println!("migrations applied");

@@ -14,8 +14,8 @@ pub use error::StoreError;
 pub use grants::{GrantRecord, NewGrant};
 pub use projects::{MemberRecord, MemberRemoval, ProjectRecord};
 
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 use std::time::Duration;
 
 /// The migrations in `migrations/`, embedded in the binary.
@@ -51,15 +51,41 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(err) => StoreError::from(err),
-            other => StoreError::Other(other.to_string()),
-        })
+        MIGRATOR.run(&self.pool).await.map_err(migrate_error)
+    }
+
+    /// One connection to `url`, made now, or why it cannot be made (refused, unknown host, bad
+    /// password, no answer within `timeout`). For `storage-broker migrate`: the pool retries a
+    /// refused connection until its acquire timeout and then says only that it timed out.
+    pub async fn connect_now(url: &str, timeout: Duration) -> Result<PgConnection, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Other(format!("invalid database URL: {e}")))?;
+        match tokio::time::timeout(timeout, options.connect()).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(err)) => Err(StoreError::from(err)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no connection within {} s",
+                timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Applies pending migrations over `connection`.
+    pub async fn migrate_connection(connection: &mut PgConnection) -> Result<(), StoreError> {
+        MIGRATOR.run(connection).await.map_err(migrate_error)
     }
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+fn migrate_error(err: sqlx::migrate::MigrateError) -> StoreError {
+    match err {
+        sqlx::migrate::MigrateError::Execute(err) => StoreError::from(err),
+        other => StoreError::Other(other.to_string()),
     }
 }

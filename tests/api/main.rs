@@ -6,6 +6,7 @@ mod batch;
 mod consistency;
 mod cors;
 mod dev;
+mod fetch_manifest;
 mod grants;
 mod helpers;
 mod keyless;
