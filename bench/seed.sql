@@ -14,7 +14,7 @@ SELECT 'proj-' || p, 'Project ' || p, 'user-' || (1 + p % :users) FROM generate_
 
 INSERT INTO project_members (project, member, role, added_by)
 SELECT 'proj-' || p,
-       CASE WHEN k < 8 THEN 'user-' || (1 + (p * 7919 + k * 104729) % :users) ELSE 'group:/g-' || ((p + k) % 1000) END,
+       CASE WHEN k < 8 THEN 'user:user-' || (1 + (p * 7919 + k * 104729) % :users) ELSE 'group:/g-' || ((p + k) % 1000) END,
        (ARRAY['viewer', 'editor', 'owner'])[1 + (p + k) % 3],
        'seed'
 FROM generate_series(1::bigint, :projects) AS p, generate_series(0, 9) AS k

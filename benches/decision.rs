@@ -12,7 +12,7 @@ mod report;
 use helpers::{TestDb, repo};
 use std::process::Command;
 use std::time::Instant;
-use storage_broker::policy::{Action, BucketFacts, Caller, Policies, decide};
+use storage_broker::policy::{Action, BucketFacts, Caller, Policies, Scope, decide};
 use storage_broker::store::Store;
 
 const SAMPLES: usize = 5_000;
@@ -121,7 +121,7 @@ async fn measure(size: &Size) -> Result<String, String> {
         ]
         .into();
         let member_keys: Vec<String> = [
-            user.clone(),
+            format!("user:{user}"),
             format!("group:{}", groups[0]),
             format!("group:{}", groups[1]),
         ]
@@ -151,7 +151,7 @@ async fn measure(size: &Size) -> Result<String, String> {
             &context.grants,
             &policies.roles,
             Action::Read,
-            &object,
+            Scope::Object(&object),
             time::OffsetDateTime::now_utc(),
         );
         latencies.push(started.elapsed());

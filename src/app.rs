@@ -126,6 +126,7 @@ impl Application {
             cache,
             gcs,
             rate_limit: rate_limiter(config.rate_limit),
+            page_tokens: Default::default(),
         });
 
         if let Some(key) = key {

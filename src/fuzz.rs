@@ -31,7 +31,10 @@ pub fn policies(data: &[u8]) {
         // What a loaded policy is asked at start and on every request.
         let classes = &policies.classes;
         for class in classes.iter() {
-            let _ = class.render_prefix(Some("alice"), Some("vision"));
+            let _ = class.render_prefix(
+                Some("alice"),
+                crate::policy::ProjectSlug::parse("vision").ok().as_ref(),
+            );
             let _ = class.allows_content_type("image/png");
         }
         let _ = policies.roles.names().count();

@@ -188,8 +188,10 @@ $("upload").onclick = async () => {
   try {
     await { put: uploadPut, post: uploadForm, resumable: uploadResumable }[mode](file, object, type);
     progress(1, 1);
-    say(`Uploaded ${object}.`, "done");
-    await refresh();
+    // The listing first: once the page says "Uploaded", the object is in it. A listing that
+    // fails does not make the upload a failure.
+    const listed = await refresh().then(() => "", () => " (the list could not be refreshed)");
+    say(`Uploaded ${object}.${listed}`, "done");
     if (type.startsWith("image/")) await show(object);
   } catch (e) {
     say(e instanceof Shown ? e.message : `Upload failed: ${e}`, "error");

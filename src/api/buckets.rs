@@ -2,7 +2,12 @@
 //! buckets (brownfield); deleting by the class's release policy.
 
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{Action, Decision, LogicalBucketName, ProjectSlug, Release};
+use crate::policy::{
+    Action, Decision, LogicalBucketName, ObjectPrefix, ProjectSlug, Release, Scope,
+};
+
+/// The names of personal buckets start so, and no other bucket's may.
+const PERSONAL_NAME_PREFIX: &str = "u-";
 use crate::signing::BucketName;
 use crate::store::{BucketRecord, NewBucket};
 use axum::Json;
@@ -25,10 +30,13 @@ pub struct BucketView {
     pub prefix_grants: Vec<PrefixGrant>,
 }
 
-/// A right on the objects under one prefix.
+/// A right on the objects under one prefix, or (`exact`) on the one object named `prefix`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PrefixGrant {
     pub prefix: String,
+    /// The right covers the object named `prefix` only, not the names it prefixes.
+    #[serde(default)]
+    pub exact: bool,
     pub role: String,
 }
 
@@ -64,7 +72,17 @@ async fn view(
         return Ok(None);
     };
     let context = state.access_context(&record.name, caller).await?;
-    let decide_on = |action| caller.decide(state, &record, class, level, &context, action, "");
+    let decide_on = |action| {
+        caller.decide(
+            state,
+            &record,
+            class,
+            level,
+            &context,
+            action,
+            Scope::Prefix(""),
+        )
+    };
     if matches!(decide_on(Action::Read), Decision::NotFound(_)) {
         return Ok(None);
     }
@@ -78,6 +96,7 @@ async fn view(
         .filter(|g| !g.prefix.is_empty())
         .map(|g| PrefixGrant {
             prefix: g.prefix.clone(),
+            exact: g.exact,
             role: g.role.clone(),
         })
         .collect();
@@ -159,6 +178,13 @@ pub async fn create(
             "personal buckets are made on a user's first request",
         ));
     }
+    // `u-…` names belong to personal buckets alone: nobody may take a user's name before them.
+    if name.as_str().starts_with(PERSONAL_NAME_PREFIX) {
+        return Err(ApiError::bad_request(
+            "reserved_bucket_name",
+            "names starting with \"u-\" are reserved for personal buckets",
+        ));
+    }
     // Classification is a clearance, not a permission: nobody, storage admins included, makes
     // a bucket they could not see.
     if class.classification > caller.clearance {
@@ -190,10 +216,10 @@ pub async fn create(
         })?;
         let backend = BucketName::parse(backend)?;
         let prefix = body.backend_prefix.clone().unwrap_or_default();
-        if !(prefix.is_empty() || prefix.ends_with('/'))
-            || prefix.len() > 512
-            || prefix.contains(['\r', '\n'])
-        {
+        let prefix = ObjectPrefix::parse(&prefix)
+            .map_err(|e| ApiError::bad_request("invalid_prefix", format!("backend_{e}")))?
+            .into_string();
+        if !(prefix.is_empty() || prefix.ends_with('/')) || prefix.len() > 512 {
             return Err(ApiError::bad_request(
                 "invalid_prefix",
                 "backend_prefix: empty, or ending with '/', at most 512 bytes",
@@ -264,7 +290,7 @@ pub async fn create(
         }
         (
             class.backend_bucket.as_str().to_owned(),
-            class.render_prefix(None, Some(project.as_str())),
+            class.render_prefix(None, Some(project)),
         )
     };
     if state.store.bucket_exists(name.as_str()).await? {
@@ -299,7 +325,10 @@ pub async fn create(
         .await
         .map_err(|e| match e {
             // A project that does not exist (foreign key).
-            crate::store::StoreError::Other(m) if m.contains("foreign key") => ApiError::NotFound,
+            crate::store::StoreError::MissingReference(_) => ApiError::Missing {
+                code: "project_not_found",
+                detail: "no such project".into(),
+            },
             other => other.into(),
         })?;
     let Some(record) = created else {
@@ -359,7 +388,15 @@ pub async fn delete(
     let context = state.access_context(&bucket, &caller).await?;
     let record = context.bucket.clone().ok_or(ApiError::NotFound)?;
     let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
-    match caller.decide(&state, &record, class, level, &context, Action::Admin, "") {
+    match caller.decide(
+        &state,
+        &record,
+        class,
+        level,
+        &context,
+        Action::Admin,
+        Scope::Prefix(""),
+    ) {
         Decision::Allow(_) => {}
         Decision::NotFound(_) => return Err(ApiError::NotFound),
         Decision::Deny(reason) => {

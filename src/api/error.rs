@@ -177,7 +177,15 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%cause, "database unavailable");
                 Self::Unavailable
             }
-            StoreError::Other(cause) => {
+            StoreError::Overlap(_) => Self::Conflict {
+                code: "prefix_in_use",
+                detail: "another bucket already maps to that storage location".into(),
+            },
+            StoreError::BadValue(cause) => {
+                tracing::warn!(%cause, "a value the database refused passed validation");
+                Self::bad_request("invalid_request", "a value in the request cannot be stored")
+            }
+            StoreError::MissingReference(cause) | StoreError::Other(cause) => {
                 tracing::error!(%cause, "database error");
                 Self::Internal
             }

@@ -2,7 +2,7 @@
 
 use super::{ApiError, AppState};
 use crate::identity::{Principal, bearer_token};
-use crate::policy::{Action, BucketClass, BucketFacts, Decision, decide};
+use crate::policy::{Action, BucketClass, BucketFacts, Decision, Scope, decide};
 use crate::store::{AccessContext, BucketRecord};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -40,7 +40,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub principal: Principal,
-    pub personal_bucket: BucketRecord,
+    /// `None` when it could not be made just now: only the endpoints that need it fail then.
+    pub personal_bucket: Option<BucketRecord>,
     /// `user:`, `group:`, `role:` principals and `authenticated`.
     pub grant_principals: Vec<String>,
     /// The subject and `group:<path>` per group: how project memberships name the caller.
@@ -78,7 +79,14 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(ApiError::RateLimited(wait.as_secs().max(1)));
             }
         }
-        let personal_bucket = state.personal_bucket(&principal).await?;
+        // Made on the first request; a failure here fails only what needs the bucket.
+        let personal_bucket = match state.personal_bucket(&principal).await {
+            Ok(bucket) => Some(bucket),
+            Err(error) => {
+                tracing::error!(request_id, subject = %principal.subject, error = error.detail(), "the personal bucket could not be made");
+                None
+            }
+        };
         let admin = principal.roles.iter().any(|r| *r == state.admin_role);
         let levels = &state.policies.classes.levels;
         let clearance = principal
@@ -101,7 +109,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    /// Decides `action` on `object` (`""` for the bucket itself) of `bucket`, whose class and
+    /// Decides `action` on `scope` (`Scope::Prefix("")` for the bucket itself) of `bucket`, whose class and
     /// classification level index are given, with the caller's grants and memberships in `context`.
     #[allow(clippy::too_many_arguments)]
     pub fn decide(
@@ -112,7 +120,7 @@ impl Caller {
         level: usize,
         context: &AccessContext,
         action: Action,
-        object: &str,
+        scope: Scope<'_>,
     ) -> Decision {
         let facts = BucketFacts {
             owner: bucket.owner.as_deref(),
@@ -134,8 +142,42 @@ impl Caller {
             &context.grants,
             &state.policies.roles,
             action,
-            object,
+            scope,
             now,
+        )
+    }
+
+    /// Until when the caller holds every one of `actions` on `scope` of `bucket`
+    /// ([`crate::policy::held_until`]).
+    pub fn held_until(
+        &self,
+        state: &AppState,
+        bucket: &BucketRecord,
+        context: &AccessContext,
+        actions: crate::policy::Actions,
+        scope: Scope<'_>,
+    ) -> Option<crate::policy::Holding> {
+        let facts = BucketFacts {
+            owner: bucket.owner.as_deref(),
+            project: bucket.project.as_deref(),
+            classification: 0,
+            read_only: false,
+        };
+        let who = crate::policy::Caller {
+            subject: &self.principal.subject,
+            principals: &self.grant_principals,
+            memberships: &context.memberships,
+            clearance: self.clearance,
+            admin: self.admin,
+        };
+        crate::policy::held_until(
+            &who,
+            &facts,
+            &context.grants,
+            &state.policies.roles,
+            actions,
+            scope,
+            time::OffsetDateTime::now_utc(),
         )
     }
 }

@@ -2,8 +2,8 @@
 //! holders of `share` manage grants, and nobody grants more than they hold.
 
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{Action, Decision, GrantPrincipal};
-use crate::signing::{MAX_OBJECT_NAME_BYTES, ObjectName, rfc3339_seconds};
+use crate::policy::{Action, Decision, GrantPrincipal, Holding, ObjectKey, ObjectPrefix, Scope};
+use crate::signing::rfc3339_seconds;
 use crate::store::{AccessContext, BucketRecord, GrantRecord, NewGrant};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -68,7 +68,7 @@ async fn sharer(
     state: &AppState,
     caller: &Caller,
     bucket: &str,
-    scope: &str,
+    scope: Scope<'_>,
     operation: &'static str,
 ) -> Result<(BucketRecord, std::sync::Arc<AccessContext>), ApiError> {
     let context = state.access_context(bucket, caller).await?;
@@ -81,7 +81,7 @@ async fn sharer(
             super::Change {
                 action: Action::Share,
                 bucket: Some(bucket),
-                object: Some(scope),
+                object: Some(scope.as_str()),
                 operation,
             }
             .refused(state, caller, &reason)
@@ -101,7 +101,7 @@ pub async fn list(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> Result<Json<GrantList>, ApiError> {
-    sharer(&state, &caller, &bucket, "", "LIST_GRANTS").await?;
+    sharer(&state, &caller, &bucket, Scope::Prefix(""), "LIST_GRANTS").await?;
     let grants = state
         .store
         .grants(&bucket)
@@ -126,16 +126,18 @@ pub async fn create(
     ApiJson(body): ApiJson<NewGrantBody>,
 ) -> Result<(StatusCode, Json<GrantView>), ApiError> {
     let (scope, exact) = match (&body.prefix, &body.object) {
-        (Some(prefix), None) => {
-            if prefix.len() > MAX_OBJECT_NAME_BYTES || prefix.contains(['\r', '\n']) {
-                return Err(ApiError::bad_request(
-                    "invalid_prefix",
-                    "prefix: at most 1024 bytes, no line breaks",
-                ));
-            }
-            (prefix.clone(), false)
-        }
-        (None, Some(object)) => (ObjectName::parse(object)?.as_str().to_owned(), true),
+        (Some(prefix), None) => (
+            ObjectPrefix::parse(prefix)
+                .map_err(|e| ApiError::bad_request("invalid_prefix", e))?
+                .into_string(),
+            false,
+        ),
+        (None, Some(object)) => (
+            ObjectKey::parse(object)
+                .map_err(|e| ApiError::bad_request("invalid_object_name", e))?
+                .into_string(),
+            true,
+        ),
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -143,7 +145,8 @@ pub async fn create(
             ));
         }
     };
-    GrantPrincipal::parse(&body.principal)
+    let scope_of = if exact { Scope::Object } else { Scope::Prefix };
+    let principal = GrantPrincipal::parse(&body.principal)
         .map_err(|e| ApiError::bad_request("invalid_principal", e))?;
     if !state.policies.roles.contains(&body.role) {
         return Err(ApiError::bad_request(
@@ -163,35 +166,74 @@ pub async fn create(
                     "expires_at is in the past",
                 ));
             }
-            Some(at)
+            // As stored: PostgreSQL keeps microseconds.
+            let micros = at.nanosecond() / 1_000 * 1_000;
+            Some(at.replace_nanosecond(micros).unwrap_or(at))
         }
     };
-    let (record, context) = sharer(&state, &caller, &bucket, &scope, "CREATE_GRANT").await?;
-    // Nobody grants more than they hold: every action of the role, on the whole scope. A prefix
-    // is only covered by the caller's prefix rights, never by a grant on one object of that name.
-    let mut held = (*context).clone();
-    if !exact {
-        held.grants.retain(|g| !g.exact);
+    let (record, context) =
+        sharer(&state, &caller, &bucket, scope_of(&scope), "CREATE_GRANT").await?;
+    // A grant to a project that does not exist would go to whoever creates it later.
+    if let GrantPrincipal::Project(slug) = &principal
+        && state.store.project(slug).await?.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "unknown_project",
+            format!("no project {slug:?}: grants name existing projects"),
+        ));
     }
+    // Nobody grants more than they hold: every action of the role, on the whole scope (a
+    // prefix by prefix rights only, never by a grant on one object of that name)...
     let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
-    for action in state.policies.roles.actions(&body.role).iter() {
+    let role_actions = state.policies.roles.actions(&body.role);
+    let change = super::Change {
+        action: Action::Share,
+        bucket: Some(&bucket),
+        object: Some(&scope),
+        operation: "CREATE_GRANT",
+    };
+    for action in role_actions.iter() {
         if !matches!(
-            caller.decide(&state, &record, class, level, &held, action, &scope),
+            caller.decide(
+                &state,
+                &record,
+                class,
+                level,
+                &context,
+                action,
+                scope_of(&scope)
+            ),
             Decision::Allow(_)
         ) {
             let reason = format!(
                 "cannot grant {}: the caller does not hold {action} on {scope:?}",
                 body.role
             );
-            super::Change {
-                action: Action::Share,
-                bucket: Some(&bucket),
-                object: Some(&scope),
-                operation: "CREATE_GRANT",
-            }
-            .refused(&state, &caller, &reason)
-            .await?;
+            change.refused(&state, &caller, &reason).await?;
             return Err(ApiError::Forbidden);
+        }
+    }
+    // ...nor for longer than they hold it.
+    match caller.held_until(&state, &record, &context, role_actions, scope_of(&scope)) {
+        Some(Holding::Forever) => {}
+        Some(Holding::Until(end)) if expires_at.is_some_and(|at| at <= end) => {}
+        Some(Holding::Until(end)) => {
+            let end = rfc3339_seconds(end);
+            let reason = format!(
+                "cannot grant {} beyond {end}: the caller holds it only through grants ending then",
+                body.role
+            );
+            change.refused(&state, &caller, &reason).await?;
+            return Err(ApiError::bad_request(
+                "expiry_exceeds_holding",
+                format!(
+                    "you hold this role here only until {end}, through grants that end then; give an expires_at at or before it"
+                ),
+            ));
+        }
+        None => {
+            tracing::error!("a right allowed by decide is not held; refusing the grant");
+            return Err(ApiError::Internal);
         }
     }
     let grant = state
@@ -243,10 +285,17 @@ pub async fn delete(
     }
     let grant = state.store.grant(&bucket, id).await?;
     let Some(grant) = grant else {
-        sharer(&state, &caller, &bucket, "", "DELETE_GRANT").await?;
+        sharer(&state, &caller, &bucket, Scope::Prefix(""), "DELETE_GRANT").await?;
         return Err(missing());
     };
-    sharer(&state, &caller, &bucket, &grant.prefix, "DELETE_GRANT").await?;
+    // Revoking needs `share` on the grant's scope, decided as creating it is: a prefix grant by
+    // prefix rights alone.
+    let scope = if grant.exact {
+        Scope::Object(&grant.prefix)
+    } else {
+        Scope::Prefix(&grant.prefix)
+    };
+    sharer(&state, &caller, &bucket, scope, "DELETE_GRANT").await?;
     if state.store.delete_grant(&bucket, id).await? {
         let reason = format!(
             "grant {id} revoked: {} {} on {:?}",

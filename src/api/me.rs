@@ -43,6 +43,10 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
             })
         })
         .collect();
+    let personal_bucket = match caller.personal_bucket {
+        Some(bucket) => bucket,
+        None => state.personal_bucket(&caller.principal).await?,
+    };
     let p = caller.principal;
     Ok(Json(Me {
         subject: p.subject,
@@ -50,7 +54,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
         email: p.email,
         groups: p.groups,
         roles: p.roles,
-        personal_bucket: caller.personal_bucket.name,
+        personal_bucket: personal_bucket.name,
         projects,
     }))
 }

@@ -9,6 +9,7 @@ mod me;
 mod metrics;
 mod objects;
 mod openapi;
+mod page_token;
 mod projects;
 mod sign;
 
@@ -44,6 +45,8 @@ pub struct Services {
     pub gcs: Option<crate::gcs::Gcs>,
     /// Requests per verified subject, when limited.
     pub rate_limit: Option<Arc<SubjectLimiter>>,
+    /// Seals listings' page tokens; its key is read from the database on first use.
+    pub page_tokens: tokio::sync::OnceCell<page_token::PageTokens>,
 }
 
 /// A rate limiter keyed by the caller's verified subject.
@@ -68,6 +71,22 @@ impl AppState {
 }
 
 impl Services {
+    /// The page-token sealer, its key loaded (or made) the first time.
+    async fn page_tokens(&self) -> Result<&page_token::PageTokens, ApiError> {
+        self.page_tokens
+            .get_or_try_init(|| async {
+                let key = self
+                    .store
+                    .secret(page_token::KEY_NAME, page_token::KEY_LEN)
+                    .await?;
+                page_token::PageTokens::new(&key).map_err(|e| {
+                    tracing::error!(error = e, "the stored page-token key is unusable");
+                    ApiError::Internal
+                })
+            })
+            .await
+    }
+
     /// The class of `bucket` and the index of its classification level, if the policies still
     /// define both.
     pub fn class_of(&self, bucket: &BucketRecord) -> Option<(&crate::policy::BucketClass, usize)> {

@@ -3,7 +3,7 @@
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::gcs::{Gcs, ObjectInfo};
-use crate::policy::{Action, Decision};
+use crate::policy::{Action, Decision, ObjectKey, ObjectPrefix, Scope, check_text};
 use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
 use crate::store::{AccessContext, AuditEvent, BucketRecord};
 use axum::Json;
@@ -75,19 +75,20 @@ async fn listable<'a>(
     bucket: &str,
     prefix: &str,
 ) -> Result<Listable<'a>, ApiError> {
-    if prefix.len() > 1024 || prefix.contains(['\r', '\n']) {
-        return Err(ApiError::bad_request(
-            "invalid_prefix",
-            "prefix: at most 1024 bytes, no line breaks",
-        ));
-    }
+    ObjectPrefix::parse(prefix).map_err(|e| ApiError::bad_request("invalid_prefix", e))?;
     let context = state.access_context(bucket, caller).await?;
     let record = context.bucket.clone().ok_or(ApiError::NotFound)?;
     let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
     // Visible at all? (Any right on the bucket makes it visible.)
-    if let Decision::NotFound(_) =
-        caller.decide(state, &record, class, level, &context, Action::Read, prefix)
-    {
+    if let Decision::NotFound(_) = caller.decide(
+        state,
+        &record,
+        class,
+        level,
+        &context,
+        Action::Read,
+        Scope::Prefix(prefix),
+    ) {
         return Err(ApiError::NotFound);
     }
     let Some(gcs) = &state.gcs else {
@@ -145,7 +146,7 @@ impl Listable<'_> {
                     level,
                     &self.context,
                     Action::Read,
-                    &object.name,
+                    Scope::Object(&object.name),
                 );
                 matches!(decision, Decision::Allow(_)).then_some(object)
             })
@@ -175,18 +176,39 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ObjectList>, ApiError> {
     let listable = listable(&state, &caller, &bucket, &query.prefix).await?;
+    // Page tokens are storage's own, sealed: they reveal nothing (storage's may be the name of
+    // an object the caller cannot see) and work only for the listing that gave them.
+    let subject = &caller.principal.subject;
+    let backend_token = match &query.page_token {
+        Some(token) => Some(state.page_tokens().await?.open(
+            token,
+            &bucket,
+            &query.prefix,
+            subject,
+        )?),
+        None => None,
+    };
     let (objects, next) = listable
         .page(
             &state,
             &caller,
             &query.prefix,
             None,
-            query.page_token.as_deref(),
+            backend_token.as_deref(),
         )
         .await?;
+    let next_page_token = match next {
+        Some(next) => Some(state.page_tokens().await?.seal(
+            &bucket,
+            &query.prefix,
+            subject,
+            &next,
+        )?),
+        None => None,
+    };
     Ok(Json(ObjectList {
         objects: objects.into_iter().map(view).collect(),
-        next_page_token: next,
+        next_page_token,
     }))
 }
 
@@ -202,8 +224,12 @@ pub async fn sign_prefix(
     caller: Caller,
     ApiJson(request): ApiJson<PrefixRequest>,
 ) -> Result<Response, ApiError> {
-    let ttl = request.expires_in.unwrap_or(900);
+    let ttl = request.expires_in.unwrap_or(super::sign::DEFAULT_TTL);
     let expiry = Expiry::from_secs(ttl)?;
+    if let Some(after) = &request.start_after {
+        check_text("start_after", after)
+            .map_err(|e| ApiError::bad_request("invalid_object_name", e))?;
+    }
     let listable = listable(&state, &caller, &request.bucket, &request.prefix).await?;
     let (class, _) = state.class_of(&listable.record).ok_or(ApiError::Internal)?;
     if let Some(detail) = super::sign::ttl_too_long(ttl, super::sign::ttl_limit(&state, class)) {
@@ -273,27 +299,42 @@ async fn manifest_page(
             token,
         )
         .await?;
-    let mut requests = Vec::with_capacity(objects.len());
-    for object in &objects {
+    // Each object keeps its own request: a name the broker will not sign (a control character,
+    // a dot segment a client would resolve to another object, too long with the backend
+    // prefix) gets an error line of its own, and never shifts another object's URL.
+    let mut signable = Vec::with_capacity(objects.len());
+    let mut unsignable = Vec::new();
+    for object in objects {
         let full = format!("{}{}", listable.record.backend_prefix, object.name);
-        let Ok(name) = ObjectName::parse(&full) else {
-            continue;
-        };
-        requests.push(UrlRequest::new(
-            Method::Get,
-            backend.clone(),
-            Some(name),
-            expiry,
-        ));
+        match ObjectKey::parse(&object.name)
+            .map_err(|e| e.to_string())
+            .and_then(|_| ObjectName::parse(&full).map_err(|e| e.to_string()))
+        {
+            Ok(name) => signable.push((object, name)),
+            Err(reason) => unsignable.push((object.name, reason)),
+        }
     }
+    let requests = signable
+        .iter()
+        .map(|(_, name)| UrlRequest::new(Method::Get, backend.clone(), Some(name.clone()), expiry))
+        .collect();
     let signed = state
         .signer
         .sign_all(requests, OffsetDateTime::now_utc())
         .await;
-    let mut lines = Vec::with_capacity(objects.len() * 600);
-    let mut audits = Vec::with_capacity(objects.len());
-    let mut rendered = Vec::with_capacity(objects.len());
-    for (object, signed) in objects.into_iter().zip(signed) {
+    let mut lines = Vec::with_capacity(signable.len() * 600);
+    for (object, reason) in unsignable {
+        let line = serde_json::json!({
+            "object": object,
+            "error": { "code": "invalid_object_name", "message": format!("not signed: {reason}") },
+        });
+        if serde_json::to_writer(&mut lines, &line).is_ok() {
+            lines.push(b'\n');
+        }
+    }
+    let mut audits = Vec::with_capacity(signable.len());
+    let mut rendered = Vec::with_capacity(signable.len());
+    for ((object, _), signed) in signable.into_iter().zip(signed) {
         let signed = signed?;
         audits.push(AuditEvent {
             at: OffsetDateTime::now_utc(),

@@ -2,9 +2,9 @@
 //! `/v1/projects/{slug}/members/{member}`.
 
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{Action, Actions, ProjectSlug, REQUIRED_ROLES};
+use crate::policy::{Action, Actions, ProjectSlug, REQUIRED_ROLES, control_character};
 use crate::signing::rfc3339_seconds;
-use crate::store::{MemberRecord, MemberRemoval, ProjectRecord};
+use crate::store::{MemberChange, MemberRecord, ProjectRecord};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -232,20 +232,25 @@ async fn may_share(
     Ok(())
 }
 
-fn check_member(member: &str) -> Result<(), ApiError> {
-    let group = member.strip_prefix("group:");
-    let bad = member.is_empty()
-        || member.len() > 255
-        || member.chars().any(char::is_control)
-        || group.is_some_and(|g| g.is_empty())
-        || (group.is_none() && member.contains(':'));
-    if bad {
-        return Err(ApiError::bad_request(
+/// The member key of `member` as the path gives it: `user:<sub>` or `group:<path>`, and a bare
+/// subject is a user's. Users and groups live in separate key spaces: a user whose subject reads
+/// `group:/x` is `user:group:/x`, never the group.
+fn member_key(member: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
             "invalid_member",
-            "member: a user's subject, or group:<path>",
-        ));
+            "member: user:<subject>, group:<path>, or a subject (at most 255 bytes, no control characters)",
+        )
+    };
+    let (kind, value) = match member.split_once(':') {
+        Some(("group", path)) => ("group", path),
+        Some(("user", sub)) => ("user", sub),
+        _ => ("user", member),
+    };
+    if value.is_empty() || value.len() > 255 || control_character(value).is_some() {
+        return Err(bad());
     }
-    Ok(())
+    Ok(format!("{kind}:{value}"))
 }
 
 /// Add a member or change their role (needs `share` in the project).
@@ -262,7 +267,7 @@ pub async fn put_member(
     Path((slug, member)): Path<(String, String)>,
     ApiJson(body): ApiJson<MemberRole>,
 ) -> Result<Json<MemberView>, ApiError> {
-    check_member(&member)?;
+    let member = member_key(&member)?;
     if !REQUIRED_ROLES.contains(&body.role.as_str()) {
         return Err(ApiError::bad_request(
             "invalid_role",
@@ -270,15 +275,21 @@ pub async fn put_member(
         ));
     }
     may_share(&state, &caller, &slug, &member, Some(&body.role)).await?;
-    if !state
+    match state
         .store
         .put_member(&slug, &member, &body.role, &caller.principal.subject)
         .await?
     {
-        return Err(ApiError::Conflict {
-            code: "last_owner",
-            detail: "a project keeps at least one owner".into(),
-        });
+        MemberChange::Done => {}
+        MemberChange::LastOwner => {
+            return Err(ApiError::Conflict {
+                code: "last_owner",
+                detail: "a project keeps at least one owner".into(),
+            });
+        }
+        MemberChange::NoProject | MemberChange::NotAMember => {
+            return Err(project_not_found(&slug));
+        }
     }
     let reason = format!("{member} is {} in {slug}", body.role);
     super::Change {
@@ -315,10 +326,10 @@ pub async fn delete_member(
     caller: Caller,
     Path((slug, member)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_member(&member)?;
+    let member = member_key(&member)?;
     may_share(&state, &caller, &slug, &member, None).await?;
     match state.store.remove_member(&slug, &member).await? {
-        MemberRemoval::Removed => {
+        MemberChange::Done => {
             let reason = format!("{member} removed from {slug}");
             super::Change {
                 action: Action::Share,
@@ -330,13 +341,22 @@ pub async fn delete_member(
             .await?;
             Ok(StatusCode::NO_CONTENT)
         }
-        MemberRemoval::NotAMember => Err(ApiError::Missing {
+        MemberChange::NoProject => Err(project_not_found(&slug)),
+        MemberChange::NotAMember => Err(ApiError::Missing {
             code: "member_not_found",
             detail: format!("{member} is not a member of {slug}"),
         }),
-        MemberRemoval::LastOwner => Err(ApiError::Conflict {
+        MemberChange::LastOwner => Err(ApiError::Conflict {
             code: "last_owner",
             detail: "a project keeps at least one owner".into(),
         }),
+    }
+}
+
+/// A project that does not exist, named to someone who may know (a storage admin).
+fn project_not_found(slug: &str) -> ApiError {
+    ApiError::Missing {
+        code: "project_not_found",
+        detail: format!("no project {slug:?}"),
     }
 }

@@ -2,7 +2,9 @@
 //! answer, in that order. No URL is answered before its audit row is committed.
 
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{Action, BucketClass, LogicalBucketName};
+use crate::policy::{
+    Action, BucketClass, LogicalBucketName, ObjectKey, ObjectPrefix, Scope, check_text,
+};
 use crate::signing::{
     BucketName, Condition, Expiry, Method, ObjectName, PostKey, PostPolicyRequest, SignedUrl,
     UrlRequest, rfc3339_seconds,
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The default URL lifetime, in seconds.
-const DEFAULT_TTL: i64 = 900;
+pub(super) const DEFAULT_TTL: i64 = 900;
 /// The most items one batch may carry.
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// Items signed, audited and sent together when a batch streams as NDJSON.
@@ -185,7 +187,7 @@ impl ApiMethod {
 /// A sign request whose fields parse; not yet authorized.
 pub(super) struct Checked {
     bucket: LogicalBucketName,
-    object: ObjectName,
+    object: ObjectKey,
     method: ApiMethod,
     ttl: i64,
     request: SignRequest,
@@ -194,7 +196,8 @@ pub(super) struct Checked {
 pub(super) fn check(request: SignRequest, default_ttl: Option<i64>) -> Result<Checked, ApiError> {
     let bucket = LogicalBucketName::parse(&request.bucket)
         .map_err(|e| ApiError::bad_request("invalid_bucket_name", e))?;
-    let object = ObjectName::parse(&request.object)?;
+    let object = ObjectKey::parse(&request.object)
+        .map_err(|e| ApiError::bad_request("invalid_object_name", e))?;
     let method = ApiMethod::parse(&request.method)?;
     let ttl = request.expires_in.or(default_ttl).unwrap_or(DEFAULT_TTL);
     Expiry::from_secs(ttl)?;
@@ -225,6 +228,26 @@ pub(super) fn check(request: SignRequest, default_ttl: Option<i64>) -> Result<Ch
                 "content_md5: the base64 of the object's 16-byte MD5 digest, e.g. \"1B2M2Y8AsgTpgAmY7PhCfg==\"",
             ));
         }
+    }
+    for (field, value) in request
+        .metadata
+        .iter()
+        .flatten()
+        .map(|(k, v)| (format!("metadata {k:?}"), v.as_str()))
+        .chain(
+            [
+                ("content_type", &request.content_type),
+                ("response_content_type", &request.response_content_type),
+                (
+                    "response_content_disposition",
+                    &request.response_content_disposition,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(f, v)| Some((f.to_owned(), v.as_deref()?))),
+        )
+    {
+        check_text(&field, value).map_err(|e| ApiError::bad_request("invalid_request", e))?;
     }
     for key in request.metadata.iter().flat_map(BTreeMap::keys) {
         if key.is_empty()
@@ -295,7 +318,7 @@ fn authorize<'a>(
     caller: &Caller,
     context: &'a AccessContext,
     action: Action,
-    object: &str,
+    scope: Scope<'_>,
     mut audit: AuditEvent,
 ) -> Result<(&'a BucketRecord, &'a BucketClass, AuditEvent), Refusal> {
     let refuse =
@@ -326,7 +349,7 @@ fn authorize<'a>(
             ApiError::Internal,
         );
     };
-    let decision = caller.decide(state, bucket, class, level, context, action, object);
+    let decision = caller.decide(state, bucket, class, level, context, action, scope);
     match decision {
         crate::policy::Decision::Allow(reason) => {
             state.metrics.decision("allow");
@@ -444,7 +467,14 @@ fn plan(
         object.as_str(),
         Some(method.label()),
     );
-    let (record, class, audit) = authorize(state, caller, context, action, object.as_str(), audit)?;
+    let (record, class, audit) = authorize(
+        state,
+        caller,
+        context,
+        action,
+        Scope::Object(object.as_str()),
+        audit,
+    )?;
     let mut audit = check_ttl(ttl_limit(state, class), ttl, audit)?;
     let expiry = Expiry::from_secs(ttl).map_err(|e| Box::new((e.into(), None)))?;
     let (backend_bucket, backend_name) =
@@ -711,16 +741,18 @@ pub async fn upload_policy(
     let bucket = LogicalBucketName::parse(&request.bucket)
         .map_err(|e| ApiError::bad_request("invalid_bucket_name", e))?;
     let (object, exact) = match (&request.object, &request.object_prefix) {
-        (Some(object), None) => (ObjectName::parse(object)?.as_str().to_owned(), true),
-        (None, Some(prefix)) => {
-            if prefix.len() > 900 || prefix.contains(['\r', '\n']) {
-                return Err(ApiError::bad_request(
-                    "invalid_object_name",
-                    "object_prefix: at most 900 bytes, no line breaks",
-                ));
-            }
-            (prefix.clone(), false)
-        }
+        (Some(object), None) => (
+            ObjectKey::parse(object)
+                .map_err(|e| ApiError::bad_request("invalid_object_name", e))?
+                .into_string(),
+            true,
+        ),
+        (None, Some(prefix)) => (
+            ObjectPrefix::parse(prefix)
+                .map_err(|e| ApiError::bad_request("invalid_object_name", e))?
+                .into_string(),
+            false,
+        ),
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -728,17 +760,28 @@ pub async fn upload_policy(
             ));
         }
     };
+    if let Some(content_type) = &request.content_type {
+        check_text("content_type", content_type)
+            .map_err(|e| ApiError::bad_request("invalid_request", e))?;
+    }
     let ttl = request.expires_in.unwrap_or(DEFAULT_TTL);
     let expiry = Expiry::from_secs(ttl)?;
     let context = state.access_context(bucket.as_str(), &caller).await?;
+    // A policy for a prefix is authorized by prefix rights alone (an exact-object grant on the
+    // same bytes is no right on the prefix), and audited as one.
+    let (scope, method) = if exact {
+        (Scope::Object(&object), "POST_POLICY")
+    } else {
+        (Scope::Prefix(&object), "POST_POLICY_PREFIX")
+    };
     let audit = audit_event(
         &caller,
         Action::Write,
         bucket.as_str(),
         &object,
-        Some("POST_POLICY"),
+        Some(method),
     );
-    let outcome = authorize(&state, &caller, &context, Action::Write, &object, audit).and_then(
+    let outcome = authorize(&state, &caller, &context, Action::Write, scope, audit).and_then(
         |(record, class, audit)| {
             let audit = check_ttl(ttl_limit(&state, class), ttl, audit)?;
             let (max_size, audit) = check_upload(

@@ -64,6 +64,7 @@ pub fn migrate() -> Result<(), String> {
                 StoreError::Unavailable(reason) | StoreError::Other(reason) => {
                     format!("DATABASE_URL: cannot connect: {reason}")
                 }
+                other => format!("DATABASE_URL: cannot connect: {other}"),
             })?;
         Store::migrate_connection(&mut connection)
             .await

@@ -31,10 +31,11 @@ impl Principal {
         out
     }
 
-    /// How project memberships name this caller: the subject, and `group:<path>` per group.
+    /// How project memberships name this caller: `user:<sub>`, and `group:<path>` per group.
+    /// Two key spaces: a subject that reads `group:/vision` is `user:group:/vision`.
     pub fn member_keys(&self) -> Vec<String> {
         let mut out = Vec::with_capacity(1 + self.groups.len());
-        out.push(self.subject.clone());
+        out.push(format!("user:{}", self.subject));
         out.extend(self.groups.iter().map(|g| format!("group:{g}")));
         out
     }

@@ -22,7 +22,8 @@ pub struct BucketClass {
     pub name: String,
     /// The GCS bucket that holds this class's logical buckets.
     pub backend_bucket: BucketName,
-    /// Object-prefix template, with `{owner}` (the owner's subject) or `{project}` (the slug).
+    /// Object-prefix template, with `{owner}` (the owner's subject, encoded by
+    /// [`owner_segment`](super::owner_segment)) or `{project}` (the slug).
     pub prefix: String,
     pub max_ttl: Expiry,
     /// Largest object a signed upload may carry, in bytes.
@@ -55,10 +56,19 @@ impl BucketClass {
     }
 
     /// The backend prefix for a bucket owned by `owner` or belonging to `project`.
-    pub fn render_prefix(&self, owner: Option<&str>, project: Option<&str>) -> String {
+    /// The owner's subject is an identity provider's string, hostile as any: it is encoded so
+    /// that it is one path segment that no other subject encodes to.
+    pub fn render_prefix(
+        &self,
+        owner: Option<&str>,
+        project: Option<&super::ProjectSlug>,
+    ) -> String {
+        let owner = owner.map(super::owner_segment).unwrap_or_default();
+        // Neither a slug nor an encoded subject holds a brace: one substitution cannot make
+        // another's placeholder.
         self.prefix
-            .replace("{owner}", owner.unwrap_or(""))
-            .replace("{project}", project.unwrap_or(""))
+            .replace("{project}", project.map_or("", |p| p.as_str()))
+            .replace("{owner}", &owner)
     }
 }
 

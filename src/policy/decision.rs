@@ -88,6 +88,34 @@ impl GrantPrincipal {
     }
 }
 
+/// What a decision is about: one object, or every object under a prefix (a listing, a prefix
+/// manifest, an upload policy for a prefix, a grant on a prefix; `Prefix("")` is the bucket
+/// itself). A grant on an exact object covers that object only, never a prefix of the same
+/// string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Object(&'a str),
+    Prefix(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    /// The object name or prefix.
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Self::Object(s) | Self::Prefix(s) => s,
+        }
+    }
+
+    /// Whether a grant on `prefix` (on exactly that object when `exact`) covers this scope.
+    pub fn covered_by(&self, prefix: &str, exact: bool) -> bool {
+        match (self, exact) {
+            (Self::Object(name), true) => *name == prefix,
+            (Self::Object(name), false) | (Self::Prefix(name), false) => name.starts_with(prefix),
+            (Self::Prefix(_), true) => false,
+        }
+    }
+}
+
 /// The outcome, with the reason the audit records (never shown to the caller).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -116,7 +144,7 @@ impl Decision {
     }
 }
 
-/// Decides whether `caller` may do `action` on `object` of `bucket` (`""` for the bucket
+/// Decides whether `caller` may do `action` on `scope` of `bucket` (`Prefix("")` for the bucket
 /// itself, which only whole-bucket rights cover), given the bucket's `grants`.
 ///
 /// Allowed when an unexpired grant matching one of the caller's principals has a prefix of
@@ -132,7 +160,7 @@ pub fn decide(
     grants: &[Grant],
     roles: &Roles,
     action: Action,
-    object: &str,
+    scope: Scope<'_>,
     now: OffsetDateTime,
 ) -> Decision {
     if bucket.classification > caller.clearance {
@@ -174,11 +202,7 @@ pub fn decide(
             None => continue,
         };
         visible = true;
-        let covers = if grant.exact {
-            object == grant.prefix
-        } else {
-            object.starts_with(grant.prefix.as_str())
-        };
+        let covers = scope.covered_by(&grant.prefix, grant.exact);
         if allowed_by.is_none() && actions.contains(action) && covers {
             allowed_by = Some(format!("grant {}", grant.id));
         }
@@ -189,6 +213,82 @@ pub fn decide(
         Some(reason) => Decision::Allow(reason),
         None => Decision::Deny(format!("no {action} right on this object")),
     }
+}
+
+/// Until when a caller holds a set of rights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// Through ownership, membership or the storage-admin role: no end.
+    Forever,
+    /// Through grants only, the last of which ends then.
+    Until(OffsetDateTime),
+}
+
+/// Until when `caller` holds every one of `actions` on `scope` of `bucket`, or `None` when they
+/// do not hold them all now. For "nobody grants longer than they hold": a right that comes only
+/// from expiring grants may be passed on only until the latest of those grants ends. (Per
+/// action, the latest expiry among the grants giving it; the holding ends with the first action
+/// to run out.) Classification and read-only are [`decide`]'s concern, not this function's.
+pub fn held_until(
+    caller: &Caller<'_>,
+    bucket: &BucketFacts<'_>,
+    grants: &[Grant],
+    roles: &Roles,
+    actions: Actions,
+    scope: Scope<'_>,
+    now: OffsetDateTime,
+) -> Option<Holding> {
+    if caller.admin {
+        return Some(Holding::Forever);
+    }
+    let mut standing = Actions::NONE;
+    if bucket.owner == Some(caller.subject) {
+        standing = standing.union(roles.actions("owner"));
+    }
+    if let Some(project) = bucket.project
+        && let Some(member) = member_actions(caller, roles, project)
+    {
+        standing = standing.union(member);
+    }
+    let mut until: Option<Holding> = Some(Holding::Forever);
+    for action in actions.iter() {
+        if standing.contains(action) {
+            continue;
+        }
+        // The latest end among the grants that give `action` on `scope`.
+        let mut latest: Option<Holding> = None;
+        for grant in grants {
+            if grant.expires_at.is_some_and(|at| at <= now)
+                || !scope.covered_by(&grant.prefix, grant.exact)
+            {
+                continue;
+            }
+            let gives = match grant.principal.strip_prefix("project:") {
+                Some(project) => member_actions(caller, roles, project)
+                    .is_some_and(|m| roles.actions(&grant.role).intersection(m).contains(action)),
+                None => {
+                    caller.principals.contains(&grant.principal)
+                        && roles.actions(&grant.role).contains(action)
+                }
+            };
+            if !gives {
+                continue;
+            }
+            let end = grant.expires_at.map_or(Holding::Forever, Holding::Until);
+            latest = Some(match (latest, end) {
+                (Some(Holding::Forever), _) | (_, Holding::Forever) => Holding::Forever,
+                (Some(Holding::Until(a)), Holding::Until(b)) => Holding::Until(a.max(b)),
+                (None, end) => end,
+            });
+        }
+        until = match (until, latest) {
+            (_, None) | (None, _) => return None,
+            (Some(Holding::Forever), Some(end)) => Some(end),
+            (Some(Holding::Until(a)), Some(Holding::Until(b))) => Some(Holding::Until(a.min(b))),
+            (Some(held), Some(Holding::Forever)) => Some(held),
+        };
+    }
+    until
 }
 
 /// What the caller's memberships of `project` give them, if they are a member.
@@ -247,6 +347,8 @@ mod tests {
         grants: Vec<Grant>,
         action: Action,
         object: &'static str,
+        /// The request is about every object under `object` (a listing, a prefix policy).
+        prefix: bool,
         expect: &'static str,
     }
 
@@ -281,6 +383,7 @@ mod tests {
             grants: vec![],
             action,
             object,
+            prefix: false,
             expect: "allow",
         }
     }
@@ -340,6 +443,45 @@ mod tests {
                     ALICE_PERSONAL,
                     Action::Read,
                     "report.pdf.bak",
+                )
+            },
+            Case {
+                grants: vec![Grant {
+                    exact: true,
+                    ..grant("report.pdf", "user:bob", "editor", None)
+                }],
+                prefix: true,
+                expect: "deny",
+                ..case(
+                    "single-object grant is no right on the prefix of the same bytes",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "report.pdf",
+                )
+            },
+            Case {
+                grants: vec![grant("shared/", "user:bob", "editor", None)],
+                prefix: true,
+                expect: "allow",
+                ..case(
+                    "prefix grant covers a longer prefix",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "shared/2026/",
+                )
+            },
+            Case {
+                grants: vec![grant("shared/", "user:bob", "editor", None)],
+                prefix: true,
+                expect: "deny",
+                ..case(
+                    "prefix grant does not cover a shorter prefix",
+                    "bob",
+                    ALICE_PERSONAL,
+                    Action::Write,
+                    "shared",
                 )
             },
             Case {
@@ -616,10 +758,138 @@ mod tests {
                 clearance: c.clearance,
                 admin: c.admin,
             };
-            let got = decide(
-                &caller, &c.bucket, &c.grants, &roles, c.action, c.object, NOW,
-            );
+            let scope = if c.prefix {
+                Scope::Prefix(c.object)
+            } else {
+                Scope::Object(c.object)
+            };
+            let got = decide(&caller, &c.bucket, &c.grants, &roles, c.action, scope, NOW);
             assert_eq!(got.outcome(), c.expect, "{}: {got:?}", c.name);
+        }
+    }
+
+    #[test]
+    fn held_until_is_the_end_of_the_last_grant_holding_every_action() {
+        let roles = roles();
+        let soon = NOW + time::Duration::hours(1);
+        let later = NOW + time::Duration::hours(2);
+        let principals = principals("bob", &["/team"], &[]);
+        let members = [Membership {
+            project: "vision".into(),
+            role: "editor".into(),
+        }];
+        let bob = Caller {
+            subject: "bob",
+            principals: &principals,
+            memberships: &members,
+            clearance: 0,
+            admin: false,
+        };
+        let viewer = roles.actions("viewer");
+        let editor = roles.actions("editor");
+        let exact = |g: Grant| Grant { exact: true, ..g };
+        let project_bucket = BucketFacts {
+            project: Some("vision"),
+            ..ALICE_PERSONAL
+        };
+        /// Name, bucket, grants, actions asked, scope, expected holding.
+        type HeldCase<'a> = (
+            &'a str,
+            BucketFacts<'a>,
+            Vec<Grant>,
+            Actions,
+            Scope<'a>,
+            Option<Holding>,
+        );
+        let cases: Vec<HeldCase> = vec![
+            (
+                "no grant",
+                ALICE_PERSONAL,
+                vec![],
+                viewer,
+                Scope::Prefix("team/"),
+                None,
+            ),
+            (
+                "one expiring grant",
+                ALICE_PERSONAL,
+                vec![grant("team/", "user:bob", "owner", Some(soon))],
+                viewer,
+                Scope::Prefix("team/"),
+                Some(Holding::Until(soon)),
+            ),
+            (
+                "the latest of two",
+                ALICE_PERSONAL,
+                vec![
+                    grant("team/", "user:bob", "owner", Some(soon)),
+                    grant("", "group:/team", "viewer", Some(later)),
+                ],
+                viewer,
+                Scope::Prefix("team/x/"),
+                Some(Holding::Until(later)),
+            ),
+            (
+                "a grant without end",
+                ALICE_PERSONAL,
+                vec![
+                    grant("team/", "user:bob", "owner", Some(soon)),
+                    grant("team/", "authenticated", "viewer", None),
+                ],
+                viewer,
+                Scope::Prefix("team/"),
+                Some(Holding::Forever),
+            ),
+            (
+                "every action: the first to run out ends it",
+                ALICE_PERSONAL,
+                vec![
+                    grant("team/", "user:bob", "viewer", None),
+                    grant("team/", "user:bob", "editor", Some(soon)),
+                ],
+                editor,
+                Scope::Prefix("team/"),
+                Some(Holding::Until(soon)),
+            ),
+            (
+                "expired grants hold nothing",
+                ALICE_PERSONAL,
+                vec![grant("team/", "user:bob", "owner", Some(NOW))],
+                viewer,
+                Scope::Prefix("team/"),
+                None,
+            ),
+            (
+                "an exact grant holds no prefix",
+                ALICE_PERSONAL,
+                vec![exact(grant("team/", "user:bob", "owner", None))],
+                viewer,
+                Scope::Prefix("team/"),
+                None,
+            ),
+            (
+                "membership has no end",
+                project_bucket,
+                vec![grant("team/", "user:bob", "viewer", Some(soon))],
+                editor,
+                Scope::Prefix("team/"),
+                Some(Holding::Forever),
+            ),
+            (
+                "ownership has no end",
+                BucketFacts {
+                    owner: Some("bob"),
+                    ..ALICE_PERSONAL
+                },
+                vec![],
+                editor,
+                Scope::Prefix(""),
+                Some(Holding::Forever),
+            ),
+        ];
+        for (name, bucket, grants, actions, scope, want) in cases {
+            let got = held_until(&bob, &bucket, &grants, &roles, actions, scope, NOW);
+            assert_eq!(got, want, "{name}");
         }
     }
 
@@ -639,6 +909,7 @@ mod tests {
         grants: &[(String, String, String, bool, bool)],
         action: Action,
         object: &str,
+        as_prefix: bool,
     ) -> &'static str {
         let role_actions = |role: &str| -> Vec<Action> {
             match role {
@@ -707,10 +978,11 @@ mod tests {
         if !visible {
             return "not_found";
         }
+        // A right on one exact object covers that object, never a prefix of the same bytes.
         let allowed = rights.iter().any(|(prefix, exact, a)| {
             *a == action
                 && if *exact {
-                    object == prefix
+                    !as_prefix && object == prefix
                 } else {
                     object.starts_with(prefix.as_str())
                 }
@@ -764,11 +1036,12 @@ mod tests {
             ), 0..4),
             action in prop_oneof![Just(Action::Read), Just(Action::Write), Just(Action::Delete), Just(Action::Share), Just(Action::Admin)],
             object in object(),
+            as_prefix in any::<bool>(),
         ) {
             let memberships: Vec<(String, String)> = memberships.into_iter().map(|(p, r)| (p, r.to_owned())).collect();
             let grants: Vec<(String, String, String, bool, bool)> = grants.into_iter().map(|(p, who, r, e, x)| (p, who, r.to_owned(), e, x)).collect();
             let expected = reference(&sub, &groups, &memberships, admin, clearance, owner.as_deref(), project.as_deref(),
-                classification, read_only, &grants, action, &object);
+                classification, read_only, &grants, action, &object, as_prefix);
 
             let principals = principals(&sub, &groups.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
             let ms: Vec<Membership> = memberships.iter().map(|(p, r)| Membership { project: p.clone(), role: r.clone() }).collect();
@@ -778,7 +1051,8 @@ mod tests {
             }).collect();
             let caller = Caller { subject: &sub, principals: &principals, memberships: &ms, clearance, admin };
             let bucket = BucketFacts { owner: owner.as_deref(), project: project.as_deref(), classification, read_only };
-            let got = decide(&caller, &bucket, &gs, &roles(), action, &object, NOW);
+            let scope = if as_prefix { Scope::Prefix(&object) } else { Scope::Object(&object) };
+            let got = decide(&caller, &bucket, &gs, &roles(), action, scope, NOW);
             prop_assert_eq!(got.outcome(), expected, "{:?}", got);
         }
     }

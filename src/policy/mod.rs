@@ -8,8 +8,14 @@ mod roles;
 
 pub use action::{Action, Actions};
 pub use classes::{BucketClass, Classes, Release};
-pub use decision::{BucketFacts, Caller, Decision, Grant, GrantPrincipal, Membership, decide};
-pub use names::{LogicalBucketName, ProjectSlug};
+pub use decision::{
+    BucketFacts, Caller, Decision, Grant, GrantPrincipal, Holding, Membership, Scope, decide,
+    held_until,
+};
+pub use names::{
+    LogicalBucketName, MAX_OBJECT_KEY_BYTES, ObjectKey, ObjectPrefix, ProjectSlug, check_text,
+    control_character, owner_segment,
+};
 pub use roles::{REQUIRED_ROLES, Roles};
 
 use std::path::Path;

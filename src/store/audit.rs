@@ -1,6 +1,7 @@
 //! The audit log. A URL may leave the broker only once its row is committed; rows from
 //! concurrent requests share one INSERT and one commit (group commit), so the audit does not cap
-//! throughput.
+//! throughput. When a shared INSERT fails for anything but an unreachable database, each
+//! request's rows are retried alone: one bad row fails its own request, never another's.
 
 use super::StoreError;
 use sqlx::PgPool;
@@ -86,18 +87,43 @@ async fn write_loop(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
             }
             batch
         };
-        let events: Vec<&AuditEvent> = batch.iter().flat_map(|p| &p.events).collect();
-        let result = insert(&pool, &events).await;
-        if let Err(err) = &result {
-            tracing::error!(error = %err, rows = events.len(), "audit insert failed; the requests get 503");
+        commit(&pool, batch).await;
+    }
+}
+
+/// Inserts the batch's rows together; if that fails while the database is reachable (a row it
+/// refuses), inserts each request's rows alone, so that only the guilty request fails.
+async fn commit(pool: &PgPool, batch: Vec<Pending>) {
+    let events: Vec<&AuditEvent> = batch.iter().flat_map(|p| &p.events).collect();
+    let result = insert(pool, &events).await;
+    match result {
+        Ok(()) => {
+            for pending in batch {
+                let _ = pending.done.send(Ok(()));
+            }
         }
-        for pending in batch {
-            let outcome = match &result {
-                Ok(()) => Ok(()),
-                Err(StoreError::Unavailable(m)) => Err(StoreError::Unavailable(m.clone())),
-                Err(StoreError::Other(m)) => Err(StoreError::Other(m.clone())),
-            };
-            let _ = pending.done.send(outcome);
+        Err(err @ StoreError::Unavailable(_)) => {
+            tracing::error!(error = %err, rows = events.len(), "audit insert failed; the requests get 503");
+            for pending in batch {
+                let _ = pending.done.send(Err(err.clone()));
+            }
+        }
+        Err(err) if batch.len() == 1 => {
+            tracing::error!(error = %err, rows = events.len(), "audit insert refused; the request fails");
+            for pending in batch {
+                let _ = pending.done.send(Err(err.clone()));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, requests = batch.len(), "shared audit insert refused; inserting each request's rows alone");
+            for pending in batch {
+                let own: Vec<&AuditEvent> = pending.events.iter().collect();
+                let outcome = insert(pool, &own).await;
+                if let Err(err) = &outcome {
+                    tracing::error!(error = %err, rows = own.len(), "audit insert refused; the request fails");
+                }
+                let _ = pending.done.send(outcome);
+            }
         }
     }
 }

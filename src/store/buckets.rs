@@ -46,13 +46,11 @@ impl Store {
         if let Some(bucket) = self.personal_bucket(subject).await? {
             return Ok((bucket, false));
         }
-        let base = personal_bucket_name(username.unwrap_or(subject));
-        // The name may be taken by someone whose username slugs the same: then add a digest of
-        // the subject, which is unique.
-        for name in [
-            base.clone(),
-            format!("{}-{}", truncate(&base, 54), short_digest(subject)),
-        ] {
+        // The `u-` namespace belongs to personal buckets alone (the API refuses it for every
+        // other class), so only another user can hold a name: the username's slug, then the
+        // slug with a digest of the subject, then names from the subject's digest alone, one
+        // after another, so that naming cannot fail for good however names were taken.
+        for name in personal_bucket_names(username.unwrap_or(subject), subject) {
             let inserted = sqlx::query(
                 "INSERT INTO buckets (name, class, owner, backend_bucket, backend_prefix, classification, created_by)
                  VALUES ($1, $2, $3, $4, $5, $6, $3)
@@ -73,7 +71,7 @@ impl Store {
             }
         }
         Err(StoreError::Other(format!(
-            "could not name a personal bucket for {subject:?}"
+            "could not name a personal bucket for {subject:?}: every candidate name is taken"
         )))
     }
 
@@ -169,6 +167,24 @@ fn personal_bucket_name(username: &str) -> String {
         .to_owned()
 }
 
+/// The names a personal bucket may get, in order: `u-<slug of the username>`, the same with a
+/// digest of the subject, then 32 names made of digests of the subject alone.
+fn personal_bucket_names(username: &str, subject: &str) -> Vec<String> {
+    let base = personal_bucket_name(username);
+    let mut names = vec![
+        base.clone(),
+        format!("{}-{}", truncate(&base, 54), short_digest(subject)),
+    ];
+    names.extend((0..32u8).map(|n| {
+        let mut input = subject.as_bytes().to_vec();
+        input.push(0);
+        input.push(n);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input);
+        format!("u-{}", hex::encode(&digest.as_ref()[..12]))
+    }));
+    names
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     // Bucket names here are ASCII.
     &s[..s.len().min(max)]
@@ -182,6 +198,23 @@ fn short_digest(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_names_never_run_out() {
+        let names = personal_bucket_names("alice", "f47ac10b-58cc");
+        assert_eq!(names[0], "u-alice");
+        assert!(names[1].starts_with("u-alice-"));
+        let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        for name in &names {
+            crate::policy::LogicalBucketName::parse(name).expect(name);
+            assert!(name.starts_with("u-"), "{name}");
+        }
+        // Another subject with the same username gets other fallbacks.
+        let other = personal_bucket_names("alice", "another-subject");
+        assert_eq!(other[0], names[0]);
+        assert!(names[2..].iter().all(|n| !other[2..].contains(n)));
+    }
 
     #[test]
     fn personal_names() {

@@ -6,13 +6,14 @@ mod changes;
 mod error;
 mod grants;
 mod projects;
+mod secrets;
 
 pub use audit::{AuditEvent, AuditLog};
 pub use buckets::{AccessContext, BucketRecord, NewBucket};
 pub use changes::{CHANNEL, Change as CacheChange, DecisionCache};
 pub use error::StoreError;
 pub use grants::{GrantRecord, NewGrant};
-pub use projects::{MemberRecord, MemberRemoval, ProjectRecord};
+pub use projects::{MemberChange, MemberRecord, ProjectRecord};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};

@@ -22,17 +22,21 @@ pub struct MemberRecord {
     pub added_at: OffsetDateTime,
 }
 
-/// What removing a member did.
+/// What a change of membership did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum MemberRemoval {
-    Removed,
+pub enum MemberChange {
+    Done,
+    /// Removing someone who is no member.
     NotAMember,
     /// Refused: the project would have no owner left.
     LastOwner,
+    /// There is no such project.
+    NoProject,
 }
 
 impl Store {
-    /// The caller's project memberships; `member_keys` are the subject and `group:<path>` per group.
+    /// The caller's project memberships; `member_keys` are `user:<sub>` and `group:<path>` per
+    /// group (members live in those two key spaces, so no subject can pose as a group).
     pub async fn memberships(&self, member_keys: &[String]) -> Result<Vec<Membership>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT project, role FROM project_members WHERE member = ANY($1) ORDER BY project, role",
@@ -65,7 +69,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if project.is_some() {
-            sqlx::query("INSERT INTO project_members (project, member, role, added_by) VALUES ($1, $2, 'owner', $2)")
+            sqlx::query("INSERT INTO project_members (project, member, role, added_by) VALUES ($1, 'user:' || $2, 'owner', $2)")
                 .bind(slug)
                 .bind(creator)
                 .execute(&mut *tx)
@@ -110,23 +114,22 @@ impl Store {
         .await?)
     }
 
-    /// Adds `member` to `slug` with `role`, or changes their role. Refuses (returns `false`)
-    /// to demote the last owner.
+    /// Adds `member` (`user:<sub>` or `group:<path>`) to `slug` with `role`, or changes their
+    /// role; refuses to demote the last owner.
     pub async fn put_member(
         &self,
         slug: &str,
         member: &str,
         role: &str,
         by: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<MemberChange, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Serialise membership changes of one project, so "the last owner" stays true.
-        sqlx::query("SELECT 1 FROM projects WHERE slug = $1 FOR UPDATE")
-            .bind(slug)
-            .execute(&mut *tx)
-            .await?;
+        if !lock_project(&mut tx, slug).await? {
+            return Ok(MemberChange::NoProject);
+        }
         if role != "owner" && self.is_last_owner(&mut tx, slug, member).await? {
-            return Ok(false);
+            return Ok(MemberChange::LastOwner);
         }
         sqlx::query(
             "INSERT INTO project_members (project, member, role, added_by) VALUES ($1, $2, $3, $4)
@@ -139,7 +142,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(MemberChange::Done)
     }
 
     /// Removes `member` from `slug`, unless they are its last owner.
@@ -147,14 +150,13 @@ impl Store {
         &self,
         slug: &str,
         member: &str,
-    ) -> Result<MemberRemoval, StoreError> {
+    ) -> Result<MemberChange, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM projects WHERE slug = $1 FOR UPDATE")
-            .bind(slug)
-            .execute(&mut *tx)
-            .await?;
+        if !lock_project(&mut tx, slug).await? {
+            return Ok(MemberChange::NoProject);
+        }
         if self.is_last_owner(&mut tx, slug, member).await? {
-            return Ok(MemberRemoval::LastOwner);
+            return Ok(MemberChange::LastOwner);
         }
         let removed = sqlx::query("DELETE FROM project_members WHERE project = $1 AND member = $2")
             .bind(slug)
@@ -164,9 +166,9 @@ impl Store {
             .rows_affected();
         tx.commit().await?;
         Ok(if removed == 0 {
-            MemberRemoval::NotAMember
+            MemberChange::NotAMember
         } else {
-            MemberRemoval::Removed
+            MemberChange::Done
         })
     }
 
@@ -185,4 +187,15 @@ impl Store {
         .await?;
         Ok(is_owner && owners == 1)
     }
+}
+
+/// Locks project `slug` until the transaction ends; whether it exists.
+async fn lock_project(tx: &mut sqlx::PgConnection, slug: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM projects WHERE slug = $1 FOR UPDATE")
+            .bind(slug)
+            .fetch_optional(tx)
+            .await?
+            .is_some(),
+    )
 }

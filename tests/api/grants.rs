@@ -94,7 +94,7 @@ async fn group_and_expiring_grants() {
     assert_eq!(view["actions"], json!([]), "no whole-bucket right");
     assert_eq!(
         view["prefix_grants"],
-        json!([{ "prefix": "team/", "role": "editor" }])
+        json!([{ "prefix": "team/", "exact": false, "role": "editor" }])
     );
     assert!(
         view.get("backend_bucket").is_none(),

@@ -1,6 +1,7 @@
 //! The broker through its HTTP API, against a real PostgreSQL (a fresh database per test) and a
 //! real issuer serving its JWKS on loopback: no mocked database, no mocked auth.
 
+mod attacks;
 mod auth;
 mod batch;
 mod consistency;

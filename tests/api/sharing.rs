@@ -191,7 +191,8 @@ async fn projects_members_and_project_buckets() {
         .iter()
         .map(|m| m["member"].as_str().expect("m"))
         .collect();
-    assert_eq!(members, ["alice", "bob", "group:/vision/team"]);
+    // Users and groups in key spaces of their own.
+    assert_eq!(members, ["group:/vision/team", "user:alice", "user:bob"]);
     let mine: Value = app
         .get("/v1/projects", &bob)
         .await
