@@ -448,3 +448,19 @@ fn text_logs_to_a_pipe_have_no_colour() {
         "{err:?}"
     );
 }
+
+#[test]
+fn the_kustomize_copy_of_the_policies_matches_the_source() {
+    // kustomize/base reads its own copy (so that `kubectl apply -k` needs no flags); policies/
+    // is where they are edited. They may never differ.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["roles.toml", "classes.toml"] {
+        let source = std::fs::read(root.join("policies").join(file)).expect("policies/");
+        let copy =
+            std::fs::read(root.join("kustomize/base/policies").join(file)).expect("kustomize copy");
+        assert!(
+            source == copy,
+            "kustomize/base/policies/{file} differs from policies/{file}: run scripts/sync-policies"
+        );
+    }
+}
