@@ -263,7 +263,7 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 }
 
 /// Keyless signing: the service account from `BROKER_SIGNING_SERVICE_ACCOUNT` or the metadata
-/// server (tried for ten seconds: on a fresh GKE node it may answer late).
+/// server (tried for `BROKER_METADATA_WAIT_SECONDS`: on a fresh GKE node it may answer late).
 async fn keyless_signer(
     config: &crate::config::KeylessConfig,
     http: reqwest::Client,
@@ -272,11 +272,11 @@ async fn keyless_signer(
     let email = match &config.service_account {
         Some(email) => email.clone(),
         None => {
-            let mut tries = 0;
+            let deadline = tokio::time::Instant::now() + config.metadata_wait;
             loop {
                 match metadata.email().await {
                     Ok(email) => break email,
-                    Err(err) if tries >= 10 => {
+                    Err(err) if tokio::time::Instant::now() >= deadline => {
                         return Err(start_error(
                             "BROKER_SIGNING_CREDENTIALS",
                             format!(
@@ -285,8 +285,8 @@ async fn keyless_signer(
                         ));
                     }
                     Err(_) => {
-                        tries += 1;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
                     }
                 }
             }

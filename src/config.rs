@@ -60,6 +60,9 @@ pub struct KeylessConfig {
     pub service_account: Option<String>,
     /// signBlob calls in flight at most, across all requests.
     pub concurrency: usize,
+    /// How long the start waits for the metadata server to name the service account (on a
+    /// fresh GKE node it may answer late).
+    pub metadata_wait: std::time::Duration,
 }
 
 /// Everything `serve` needs.
@@ -225,6 +228,11 @@ impl Config {
             )?,
             service_account: get("BROKER_SIGNING_SERVICE_ACCOUNT"),
             concurrency: number("BROKER_IAM_CONCURRENCY", 16, 256)?.max(1) as usize,
+            metadata_wait: std::time::Duration::from_secs(number(
+                "BROKER_METADATA_WAIT_SECONDS",
+                10,
+                600,
+            )?),
         };
         let storage_endpoint = get("BROKER_STORAGE_ENDPOINT");
         let policies_dir =

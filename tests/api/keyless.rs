@@ -316,6 +316,8 @@ async fn keyless_without_a_metadata_server_names_the_setting() {
             "BROKER_OIDC_AUDIENCE" => Some("storage-broker"),
             "BROKER_LISTEN" => Some("127.0.0.1:0"),
             "BROKER_POLICIES_DIR" => Some(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")),
+            // One try is enough to prove the point; the default waits ten seconds.
+            "BROKER_METADATA_WAIT_SECONDS" => Some("0"),
             _ => None,
         }
         .map(str::to_owned)
