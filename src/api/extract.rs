@@ -109,6 +109,17 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// The caller as the policy functions see them, with the memberships of `context`.
+    fn as_policy_caller<'a>(&'a self, context: &'a AccessContext) -> crate::policy::Caller<'a> {
+        crate::policy::Caller {
+            subject: &self.principal.subject,
+            principals: &self.grant_principals,
+            memberships: &context.memberships,
+            clearance: self.clearance,
+            admin: self.admin,
+        }
+    }
+
     /// Decides `action` on `scope` (`Scope::Prefix("")` for the bucket itself) of `bucket`, whose class and
     /// classification level index are given, with the caller's grants and memberships in `context`.
     #[allow(clippy::too_many_arguments)]
@@ -128,16 +139,9 @@ impl Caller {
             classification: level,
             read_only: bucket.read_only || class.read_only,
         };
-        let who = crate::policy::Caller {
-            subject: &self.principal.subject,
-            principals: &self.grant_principals,
-            memberships: &context.memberships,
-            clearance: self.clearance,
-            admin: self.admin,
-        };
         let now = time::OffsetDateTime::now_utc();
         decide(
-            &who,
+            &self.as_policy_caller(context),
             &facts,
             &context.grants,
             &state.policies.roles,
@@ -157,21 +161,15 @@ impl Caller {
         actions: crate::policy::Actions,
         scope: Scope<'_>,
     ) -> Option<crate::policy::Holding> {
+        // Classification and read-only are decide()'s concern: held_until reads neither.
         let facts = BucketFacts {
             owner: bucket.owner.as_deref(),
             project: bucket.project.as_deref(),
             classification: 0,
             read_only: false,
         };
-        let who = crate::policy::Caller {
-            subject: &self.principal.subject,
-            principals: &self.grant_principals,
-            memberships: &context.memberships,
-            clearance: self.clearance,
-            admin: self.admin,
-        };
         crate::policy::held_until(
-            &who,
+            &self.as_policy_caller(context),
             &facts,
             &context.grants,
             &state.policies.roles,

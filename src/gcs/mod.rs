@@ -222,31 +222,17 @@ impl Gcs {
         start: Option<&str>,
         page_token: Option<&str>,
     ) -> Result<ObjectPage, GcsError> {
-        let mut request = self
-            .http
-            .get(format!("{}/storage/v1/b/{bucket}/o", self.base))
-            .query(&[
-                ("prefix", prefix),
-                (
-                    "fields",
-                    "items(name,size,contentType,updated),nextPageToken",
-                ),
-                ("maxResults", PAGE_SIZE),
-            ]);
-        if let Some(token) = page_token {
-            request = request.query(&[("pageToken", token)]);
-        }
-        if let Some(start) = start {
-            request = request.query(&[("startOffset", start)]);
-        }
-        if let Some(bearer) = self.bearer().await? {
-            request = request.bearer_auth(bearer);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))?;
-        checked(response)
+        let mut query = vec![
+            ("prefix", prefix),
+            (
+                "fields",
+                "items(name,size,contentType,updated),nextPageToken",
+            ),
+            ("maxResults", PAGE_SIZE),
+        ];
+        query.extend(page_token.map(|token| ("pageToken", token)));
+        query.extend(start.map(|start| ("startOffset", start)));
+        self.listing(bucket, &query)
             .await?
             .json()
             .await
@@ -256,10 +242,20 @@ impl Gcs {
     /// Checks that `bucket` exists and the broker may list it under `prefix` (what every
     /// listing and deletion of its objects needs): one listing of at most one object.
     pub async fn check_listable(&self, bucket: &str, prefix: &str) -> Result<(), GcsError> {
+        let query = [("prefix", prefix), ("maxResults", "1"), ("fields", "kind")];
+        self.listing(bucket, &query).await.map(drop)
+    }
+
+    /// A successful answer to a listing of `bucket` with `query`.
+    async fn listing(
+        &self,
+        bucket: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response, GcsError> {
         let mut request = self
             .http
             .get(format!("{}/storage/v1/b/{bucket}/o", self.base))
-            .query(&[("prefix", prefix), ("maxResults", "1"), ("fields", "kind")]);
+            .query(query);
         if let Some(bearer) = self.bearer().await? {
             request = request.bearer_auth(bearer);
         }
@@ -267,7 +263,7 @@ impl Gcs {
             .send()
             .await
             .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))?;
-        checked(response).await.map(drop)
+        checked(response).await
     }
 
     /// Deletes one object; one already gone is fine.

@@ -2,22 +2,9 @@
 //! reports after a resume, how it tells malformed, expired and refused tokens apart, and a list
 //! that repeats names resumed into the manifest an uninterrupted run writes.
 
-use crate::helpers::{Emulator, TestApp};
+use crate::helpers::{Emulator, TestApp, fetch_manifest};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-
-/// Runs `storage-broker fetch-manifest ARGS` off the async runtime (the broker under test runs on it).
-async fn fetch_manifest(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_storage-broker"))
-            .arg("fetch-manifest")
-            .args(&args)
-            .output()
-            .expect("run fetch-manifest")
-    })
-    .await
-    .expect("join")
-}
 
 /// Its stderr, after checking it succeeded.
 fn succeeded(out: &std::process::Output) -> String {

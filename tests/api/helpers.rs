@@ -546,6 +546,19 @@ where
     }
 }
 
+/// Runs `storage-broker fetch-manifest ARGS` off the async runtime (the broker under test runs on it).
+pub async fn fetch_manifest(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+            .arg("fetch-manifest")
+            .args(&args)
+            .output()
+            .expect("run fetch-manifest")
+    })
+    .await
+    .expect("join")
+}
+
 /// base64url without padding.
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

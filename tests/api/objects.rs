@@ -1,7 +1,7 @@
 //! Listing and prefix manifests end to end on fake-gcs-server: bytes go up through signed PUT
 //! URLs and come back through signed GET URLs, never through the broker.
 
-use crate::helpers::{Emulator, TestApp, expect_problem};
+use crate::helpers::{Emulator, TestApp, expect_problem, fetch_manifest};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -207,19 +207,6 @@ async fn manifests_and_listings_page_through_large_prefixes() {
 
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// Runs `storage-broker fetch-manifest ARGS` off the async runtime (the broker under test runs on it).
-async fn fetch_manifest(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_storage-broker"))
-            .arg("fetch-manifest")
-            .args(&args)
-            .output()
-            .expect("run fetch-manifest")
-    })
-    .await
-    .expect("join")
 }
 
 fn manifest_objects(path: &std::path::Path) -> Vec<String> {

@@ -24,25 +24,6 @@ async fn sign_status(
     response.status().as_u16()
 }
 
-async fn put(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("request")
-}
-
-async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    app.client
-        .delete(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projects_members_and_project_buckets() {
     let app = TestApp::spawn().await;
@@ -124,8 +105,7 @@ async fn projects_members_and_project_buckets() {
     .await;
 
     assert_eq!(
-        put(
-            &app,
+        app.put(
             "/v1/projects/vision/members/bob",
             &alice,
             &json!({ "role": "editor" })
@@ -134,17 +114,16 @@ async fn projects_members_and_project_buckets() {
         .status(),
         200
     );
-    let group = put(
-        &app,
-        "/v1/projects/vision/members/group%3A%2Fvision%2Fteam",
-        &alice,
-        &json!({ "role": "viewer" }),
-    )
-    .await;
+    let group = app
+        .put(
+            "/v1/projects/vision/members/group%3A%2Fvision%2Fteam",
+            &alice,
+            &json!({ "role": "viewer" }),
+        )
+        .await;
     assert_eq!(group.status(), 200);
     expect_problem(
-        put(
-            &app,
+        app.put(
             "/v1/projects/vision/members/dave",
             &alice,
             &json!({ "role": "boss" }),
@@ -155,8 +134,7 @@ async fn projects_members_and_project_buckets() {
     )
     .await;
     expect_problem(
-        put(
-            &app,
+        app.put(
             "/v1/projects/vision/members/dave",
             &bob,
             &json!({ "role": "viewer" }),
@@ -239,14 +217,14 @@ async fn projects_members_and_project_buckets() {
 
     // The last owner stays.
     expect_problem(
-        delete(&app, "/v1/projects/vision/members/alice", &alice).await,
+        app.delete("/v1/projects/vision/members/alice", &alice)
+            .await,
         409,
         "last_owner",
     )
     .await;
     expect_problem(
-        put(
-            &app,
+        app.put(
             "/v1/projects/vision/members/alice",
             &alice,
             &json!({ "role": "viewer" }),
@@ -257,7 +235,8 @@ async fn projects_members_and_project_buckets() {
     )
     .await;
     expect_problem(
-        delete(&app, "/v1/projects/vision/members/nobody", &alice).await,
+        app.delete("/v1/projects/vision/members/nobody", &alice)
+            .await,
         404,
         "member_not_found",
     )
@@ -265,13 +244,13 @@ async fn projects_members_and_project_buckets() {
 
     // Deleting a retain-class bucket: editors cannot; the owner can.
     expect_problem(
-        delete(&app, "/v1/buckets/p-vision", &bob).await,
+        app.delete("/v1/buckets/p-vision", &bob).await,
         403,
         "forbidden",
     )
     .await;
     assert_eq!(
-        delete(&app, "/v1/buckets/p-vision", &alice).await.status(),
+        app.delete("/v1/buckets/p-vision", &alice).await.status(),
         204
     );
     expect_problem(
@@ -305,8 +284,7 @@ async fn a_removed_member_loses_access_at_once_on_both_replicas() {
         &json!({ "name": "p-vision", "class": "project", "project": "vision" }),
     )
     .await;
-    put(
-        &app,
+    app.put(
         "/v1/projects/vision/members/bob",
         &alice,
         &json!({ "role": "viewer" }),
@@ -321,7 +299,7 @@ async fn a_removed_member_loses_access_at_once_on_both_replicas() {
         );
     }
     assert_eq!(
-        delete(&app, "/v1/projects/vision/members/bob", &alice)
+        app.delete("/v1/projects/vision/members/bob", &alice)
             .await
             .status(),
         204
@@ -490,13 +468,11 @@ async fn grants_api_rules() {
     );
     let id = shared["id"].as_str().expect("id");
     assert_eq!(
-        delete(&app, &format!("{grants}/{id}"), &alice)
-            .await
-            .status(),
+        app.delete(&format!("{grants}/{id}"), &alice).await.status(),
         204
     );
     expect_problem(
-        delete(&app, &format!("{grants}/{id}"), &alice).await,
+        app.delete(&format!("{grants}/{id}"), &alice).await,
         404,
         "grant_not_found",
     )
@@ -679,24 +655,16 @@ async fn deleting_a_delete_class_bucket_deletes_its_objects_in_storage() {
     }
     // Retain classes keep their objects; personal buckets are of a delete class.
     expect_problem(
-        delete(
-            &app,
-            &format!("/v1/buckets/{bucket}"),
-            &app.idp.token("bob"),
-        )
-        .await,
+        app.delete(&format!("/v1/buckets/{bucket}"), &app.idp.token("bob"))
+            .await,
         404,
         "not_found",
     )
     .await;
     assert_eq!(
-        delete(
-            &app,
-            &format!("/v1/buckets/{bucket}"),
-            &app.idp.token("alice")
-        )
-        .await
-        .status(),
+        app.delete(&format!("/v1/buckets/{bucket}"), &app.idp.token("alice"))
+            .await
+            .status(),
         204
     );
     assert_eq!(
