@@ -1,11 +1,13 @@
 //! Builds the service from a [`Config`]: `serve`, the tests and `dev` all start it this way.
 
 use crate::api::{AppState, Services, router};
+use crate::cloud::{GOOGLE_TOKEN_URI, IamSigner, MetadataServer, ServiceAccountTokens};
 use crate::config::Config;
-use crate::gcs::{Gcs, IamSigner, MetadataServer};
+use crate::gcs::Gcs;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
-use crate::signing::{Endpoint, KeyFiles, Scheme, SigningService, UrlSigner, UrlStyle};
+use crate::signer::{SigningService, reload_keys};
+use crate::signing::{Algorithm, Endpoint, KeyFiles, Scheme, UrlSigner, UrlStyle};
 use crate::store::{AuditLog, DecisionCache, Store};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -107,8 +109,18 @@ impl Application {
         };
         let gcs = match (&config.storage_endpoint, &key, &metadata) {
             (Some(endpoint), _, _) => Some(Gcs::emulator(endpoint, http.clone())),
-            (None, Some(key), _) => Gcs::google(&key.path, http.clone())
-                .map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?,
+            // The key read once for signing mints the control plane's tokens too, so that a
+            // rotated key reaches both. An HMAC key cannot get OAuth tokens: no control plane.
+            (None, Some(key), _) if key.signer.identity().algorithm == Algorithm::RsaSha256 => {
+                let service = signer.clone();
+                let tokens = ServiceAccountTokens::new(
+                    Arc::new(move || service.current_key()),
+                    key.token_uri.as_deref().unwrap_or(GOOGLE_TOKEN_URI),
+                    http.clone(),
+                );
+                Some(Gcs::google(tokens, http.clone()))
+            }
+            (None, Some(_), _) => None,
             (None, None, Some(metadata)) => Some(Gcs::keyless(metadata.clone(), http.clone())),
             (None, None, None) => None,
         };
@@ -300,37 +312,6 @@ async fn keyless_signer(
         config.concurrency,
     );
     Ok((Arc::new(iam), metadata))
-}
-
-/// Re-reads the key files every `every`: a replaced first file (a rotated Kubernetes Secret)
-/// signs from then on without a restart; when the first cannot be read the second signs, and
-/// when none can, the key loaded before keeps signing.
-fn reload_keys(files: KeyFiles, mut current: [u8; 32], signer: SigningService, every: Duration) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let reading = files.clone();
-            let Ok((loaded, errors)) =
-                tokio::task::spawn_blocking(move || reading.load_first()).await
-            else {
-                continue;
-            };
-            for error in &errors {
-                tracing::warn!(%error, "a signing key file cannot be used");
-            }
-            match loaded {
-                Some(key) if key.fingerprint != current => {
-                    current = key.fingerprint;
-                    tracing::info!(path = %key.path.display(), signer = %key.signer.identity().credential_id, "signing with a new key");
-                    signer.replace_key(key.signer);
-                }
-                Some(_) => {}
-                None => tracing::error!(
-                    "no signing key file can be read; signing with the key loaded before"
-                ),
-            }
-        }
-    });
 }
 
 /// Completes on SIGINT or SIGTERM.

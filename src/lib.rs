@@ -1,17 +1,22 @@
 //! storage-broker: decides who may touch which object in Google Cloud Storage and answers with
 //! short-lived V4-signed URLs, so that apps move bytes straight to and from GCS.
 //!
-//! Data flows one way: request → [`identity`] → ([`store`] → [`policy`]) → [`signing`] → audit
-//! → response. [`app::Application`] builds it all from a [`config::Config`].
+//! Data flows one way: request → [`identity`] → ([`store`] → [`policy`]) → [`signer`] → audit
+//! → response. [`signing`] is pure (canonical requests, policies, local keys); [`cloud`] holds
+//! what needs a cloud's identity services (metadata server, IAM `signBlob`, OAuth tokens);
+//! [`signer`] composes the two; [`gcs`] is the storage control plane. [`app::Application`]
+//! builds it all from a [`config::Config`].
 
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod gcs;
 pub mod identity;
 pub mod policy;
+pub mod signer;
 pub mod signing;
 pub mod store;

@@ -464,3 +464,28 @@ fn the_kustomize_copy_of_the_policies_matches_the_source() {
         );
     }
 }
+
+#[test]
+fn signing_is_a_pure_leaf() {
+    // DESIGN.md: signing is pure, synchronous, no I/O; cloud credentials and the signing
+    // service are composed above it and never imported by it.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/signing");
+    for entry in std::fs::read_dir(&dir).expect("src/signing") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("source");
+        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for banned in ["crate::", "tokio", "reqwest", "async fn", "sqlx"] {
+                let allowed = banned == "crate::"
+                    && line
+                        .split("crate::")
+                        .skip(1)
+                        .all(|rest| rest.starts_with("signing"));
+                assert!(
+                    !line.contains(banned) || allowed,
+                    "{}: {line:?} ({banned} in signing)",
+                    path.display()
+                );
+            }
+        }
+    }
+}

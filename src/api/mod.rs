@@ -19,7 +19,7 @@ pub use metrics::Metrics;
 
 use crate::identity::{Principal, TokenVerifier};
 use crate::policy::Policies;
-use crate::signing::SigningService;
+use crate::signer::SigningService;
 use crate::store::{AccessContext, AuditLog, BucketRecord, DecisionCache, Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -1,21 +1,11 @@
 //! Control-plane calls to Cloud Storage that carry no object bytes: listing objects and deleting
 //! them (the `delete` release policy), through the JSON API. Against `BROKER_STORAGE_ENDPOINT`
-//! (an emulator) no credentials are sent; against Google, an OAuth token from the service-account
-//! key (the JWT-bearer grant), refreshed before it expires.
+//! (an emulator) no credentials are sent; against Google, an OAuth token for the service account
+//! ([`crate::cloud`]: from the key the broker signs with, or from the metadata server).
 
-mod iam;
-mod metadata;
-
-pub use iam::IamSigner;
-pub use metadata::MetadataServer;
-
-use crate::signing::{rsa_key_from_pem, signer_from_json};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use crate::cloud::{MetadataServer, ServiceAccountTokens};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
-use std::path::Path;
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 /// Objects per listing page: GCS's maximum, and what bounds the memory a manifest stream holds.
 const PAGE_SIZE: &str = "1000";
@@ -79,12 +69,8 @@ pub struct ObjectPage {
 enum Auth {
     /// Emulators take no credentials.
     None,
-    ServiceAccount {
-        email: String,
-        key: EncodingKey,
-        token_uri: String,
-        token: Mutex<Option<(String, Instant)>>,
-    },
+    /// Tokens minted with the service-account key the broker signs with.
+    ServiceAccount(ServiceAccountTokens),
     /// Workload Identity: tokens from the metadata server.
     Metadata(std::sync::Arc<MetadataServer>),
 }
@@ -96,6 +82,9 @@ pub struct Gcs {
     auth: Auth,
 }
 
+/// Google's JSON API.
+const GOOGLE: &str = "https://storage.googleapis.com";
+
 impl Gcs {
     /// For an emulator at `endpoint` (e.g. `http://127.0.0.1:4443`).
     pub fn emulator(endpoint: &str, http: reqwest::Client) -> Self {
@@ -106,94 +95,38 @@ impl Gcs {
         }
     }
 
-    /// For Google, authenticated with the service-account key at `key_file`; `None` when the
-    /// key cannot get OAuth tokens (an HMAC key).
-    pub fn google(key_file: &Path, http: reqwest::Client) -> Result<Option<Self>, String> {
-        let text = std::fs::read(key_file).map_err(|e| format!("{}: {e}", key_file.display()))?;
-        signer_from_json(&text).map_err(|e| e.to_string())?;
-        let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
-        let (Some(email), Some(pem)) = (doc["client_email"].as_str(), doc["private_key"].as_str())
-        else {
-            return Ok(None);
-        };
-        rsa_key_from_pem(pem).map_err(|e| e.to_string())?;
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
-        let token_uri = doc["token_uri"]
-            .as_str()
-            .unwrap_or("https://oauth2.googleapis.com/token")
-            .to_owned();
-        let auth = Auth::ServiceAccount {
-            email: email.to_owned(),
-            key,
-            token_uri,
-            token: Mutex::new(None),
-        };
-        Ok(Some(Self {
+    /// For Google, with tokens for the key the broker signs with.
+    pub fn google(tokens: ServiceAccountTokens, http: reqwest::Client) -> Self {
+        Self::with_tokens(GOOGLE, tokens, http)
+    }
+
+    /// For the JSON API at `base`, with tokens for the key the broker signs with.
+    pub fn with_tokens(base: &str, tokens: ServiceAccountTokens, http: reqwest::Client) -> Self {
+        Self {
             http,
-            base: "https://storage.googleapis.com".into(),
-            auth,
-        }))
+            base: base.trim_end_matches('/').to_owned(),
+            auth: Auth::ServiceAccount(tokens),
+        }
     }
 
     /// For Google, authenticated as the workload's service account (Workload Identity).
     pub fn keyless(metadata: std::sync::Arc<MetadataServer>, http: reqwest::Client) -> Self {
         Self {
             http,
-            base: "https://storage.googleapis.com".into(),
+            base: GOOGLE.into(),
             auth: Auth::Metadata(metadata),
         }
     }
 
     async fn bearer(&self) -> Result<Option<String>, GcsError> {
-        if let Auth::Metadata(metadata) = &self.auth {
-            return metadata.access_token().await.map(Some);
-        }
-        let Auth::ServiceAccount {
-            email,
-            key,
-            token_uri,
-            token,
-        } = &self.auth
-        else {
-            return Ok(None);
+        let token = match &self.auth {
+            Auth::None => return Ok(None),
+            Auth::ServiceAccount(tokens) => tokens.access_token().await,
+            Auth::Metadata(metadata) => metadata.access_token().await,
         };
-        let mut cached = token.lock().await;
-        if let Some((value, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(Some(value.clone()));
-        }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims = serde_json::json!({
-            "iss": email, "aud": token_uri, "iat": now, "exp": now + 3600,
-            "scope": "https://www.googleapis.com/auth/devstorage.read_write",
-        });
-        let assertion = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
-            .map_err(|e| GcsError::Other(format!("signing the token request: {e}")))?;
-        #[derive(Deserialize)]
-        struct Token {
-            access_token: String,
-            expires_in: u64,
-        }
-        let body = format!(
-            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
-        );
-        let response = self
-            .http
-            .post(token_uri)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| GcsError::Other(format!("token request: {e}")))?;
-        let token: Token = checked(response)
-            .await?
-            .json()
-            .await
-            .map_err(|e| GcsError::Other(e.to_string()))?;
-        let until = Instant::now() + Duration::from_secs(token.expires_in.saturating_sub(300));
-        *cached = Some((token.access_token.clone(), until));
-        Ok(Some(token.access_token))
+        token
+            .map(Some)
+            .map_err(|e| GcsError::Other(format!("credentials: {e}")))
     }
 
     fn object_url(&self, bucket: &str, name: &str) -> String {

@@ -108,6 +108,8 @@ pub struct LoadedKey {
     pub path: std::path::PathBuf,
     /// SHA-256 of the file, to tell a replaced file from an unchanged one.
     pub fingerprint: [u8; 32],
+    /// A service-account key's OAuth token endpoint (`token_uri`), if the file names one.
+    pub token_uri: Option<String>,
 }
 
 /// The key files of `BROKER_SIGNING_CREDENTIALS`: the one to sign with first and, during a
@@ -132,6 +134,9 @@ impl KeyFiles {
             }
             other => other,
         })?;
+        let token_uri = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|doc| doc.get("token_uri")?.as_str().map(str::to_owned));
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
         let mut fingerprint = [0u8; 32];
         fingerprint.copy_from_slice(digest.as_ref());
@@ -139,6 +144,7 @@ impl KeyFiles {
             signer,
             path: path.to_owned(),
             fingerprint,
+            token_uri,
         })
     }
 

@@ -30,7 +30,6 @@ mod error;
 mod expiry;
 mod names;
 mod post_policy;
-mod service;
 mod signer;
 mod url;
 
@@ -42,7 +41,6 @@ pub use names::{BucketName, MAX_OBJECT_NAME_BYTES, ObjectName};
 pub use post_policy::{
     Condition, PostKey, PostPolicy, PostPolicyRequest, PreparedPostPolicy, prepare_post_policy,
 };
-pub use service::{KEYLESS_MAX_EXPIRY_SECONDS, SigningService, V4_MAX_EXPIRY_SECONDS};
 pub use signer::{Algorithm, HmacSigner, RsaSigner, Signer, SigningIdentity};
 pub use url::{Method, PreparedUrl, SignedUrl, UrlRequest, prepare_url};
 
@@ -71,6 +69,11 @@ impl UrlSigner {
     /// Who signs.
     pub fn identity(&self) -> &SigningIdentity {
         self.signer.identity()
+    }
+
+    /// The key that signs.
+    pub fn key(&self) -> Arc<dyn Signer> {
+        self.signer.clone()
     }
 
     /// The same endpoint and URL style with another key.

@@ -1,7 +1,7 @@
 //! Credentials from the GCE/GKE metadata server (Workload Identity): the pod's service account
 //! and OAuth access tokens for it, cached until a minute before they expire.
 
-use super::GcsError;
+use super::CloudError;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -31,7 +31,7 @@ impl MetadataServer {
         }
     }
 
-    async fn get(&self, path: &str) -> Result<reqwest::Response, GcsError> {
+    async fn get(&self, path: &str) -> Result<reqwest::Response, CloudError> {
         let url = format!(
             "{}/computeMetadata/v1/instance/service-accounts/default/{path}",
             self.base
@@ -42,9 +42,9 @@ impl MetadataServer {
             .header("Metadata-Flavor", "Google")
             .send()
             .await
-            .map_err(|e| GcsError::Other(format!("metadata server {}: {e}", self.base)))?;
+            .map_err(|e| CloudError(format!("metadata server {}: {e}", self.base)))?;
         if !response.status().is_success() {
-            return Err(GcsError::Other(format!(
+            return Err(CloudError(format!(
                 "metadata server {}: {path} answered {}",
                 self.base,
                 response.status()
@@ -54,16 +54,16 @@ impl MetadataServer {
     }
 
     /// The e-mail of the service account the workload runs as.
-    pub async fn email(&self) -> Result<String, GcsError> {
+    pub async fn email(&self) -> Result<String, CloudError> {
         let email = self
             .get("email")
             .await?
             .text()
             .await
-            .map_err(|e| GcsError::Other(format!("metadata server: {e}")))?;
+            .map_err(|e| CloudError(format!("metadata server: {e}")))?;
         let email = email.trim();
         if email.is_empty() || !email.contains('@') {
-            return Err(GcsError::Other(format!(
+            return Err(CloudError(format!(
                 "metadata server: {email:?} is not a service account"
             )));
         }
@@ -71,7 +71,7 @@ impl MetadataServer {
     }
 
     /// An access token for the workload's service account.
-    pub async fn access_token(&self) -> Result<String, GcsError> {
+    pub async fn access_token(&self) -> Result<String, CloudError> {
         let mut cached = self.token.lock().await;
         if let Some((token, until)) = cached.as_ref()
             && Instant::now() < *until
@@ -88,7 +88,7 @@ impl MetadataServer {
             .await?
             .json()
             .await
-            .map_err(|e| GcsError::Other(format!("metadata server token: {e}")))?;
+            .map_err(|e| CloudError(format!("metadata server token: {e}")))?;
         let until = Instant::now() + Duration::from_secs(token.expires_in.saturating_sub(60));
         *cached = Some((token.access_token.clone(), until));
         Ok(token.access_token)

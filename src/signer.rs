@@ -1,12 +1,14 @@
-//! What the API signs through: a local key (RSA or HMAC, signed on the rayon pool so the async
-//! workers never block) or keyless signing through IAM `signBlob` (Workload Identity on GKE).
-//! Both sign exactly what [`prepare_url`] and [`prepare_post_policy`] produce.
+//! The signing service the API signs through, composed above [`crate::signing`] (pure) and
+//! [`crate::cloud`] (I/O): a local key (RSA or HMAC, signed on the rayon pool so the async
+//! workers never block, re-read when its file is replaced) or keyless signing through IAM
+//! `signBlob` (Workload Identity on GKE). Both sign exactly what [`prepare_url`] and
+//! [`prepare_post_policy`] produce.
 
-use super::{
-    Endpoint, PostPolicy, PostPolicyRequest, SignedUrl, SigningError, SigningIdentity, UrlRequest,
-    UrlSigner, UrlStyle, prepare_post_policy, prepare_url,
+use crate::cloud::IamSigner;
+use crate::signing::{
+    Algorithm, Endpoint, KeyFiles, PostPolicy, PostPolicyRequest, SignedUrl, Signer, SigningError,
+    SigningIdentity, UrlRequest, UrlSigner, UrlStyle, prepare_post_policy, prepare_url,
 };
-use crate::gcs::IamSigner;
 use futures::StreamExt;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -44,7 +46,7 @@ impl SigningService {
 
     /// Signs with `key` from now on, for the same endpoint and URL style; URLs already handed
     /// out stay valid as long as the old key exists. Keyless signing has no key to replace.
-    pub fn replace_key(&self, key: Arc<dyn super::Signer>) {
+    pub fn replace_key(&self, key: Arc<dyn Signer>) {
         if let Backend::Local(current) = &*self.0 {
             current.rcu(|signer| Arc::new(signer.with_key(key.clone())));
         }
@@ -58,7 +60,7 @@ impl SigningService {
         concurrency: usize,
     ) -> Self {
         let identity = SigningIdentity {
-            algorithm: super::Algorithm::RsaSha256,
+            algorithm: Algorithm::RsaSha256,
             credential_id: iam.email().to_owned(),
         };
         Self(Arc::new(Backend::Keyless {
@@ -68,6 +70,15 @@ impl SigningService {
             style,
             concurrency: concurrency.max(1),
         }))
+    }
+
+    /// The local key that signs now (none when signing is keyless): what the control plane's
+    /// OAuth tokens are minted with, so that a rotated key reaches them too.
+    pub fn current_key(&self) -> Option<Arc<dyn Signer>> {
+        match &*self.0 {
+            Backend::Local(signer) => Some(signer.load().key()),
+            Backend::Keyless { .. } => None,
+        }
     }
 
     /// Who signs.
@@ -203,4 +214,41 @@ async fn on_pool<T: Send + 'static>(
     }
     rx.await
         .map_err(|_| SigningError::Backend("a signing task panicked".into()))
+}
+
+/// Re-reads the key files every `every`: a replaced first file (a rotated Kubernetes Secret)
+/// signs from then on without a restart (URLs, and the control plane's tokens); when the first
+/// cannot be read the second signs, and when none can, the key loaded before keeps signing.
+/// `current` is the fingerprint of the key signing now.
+pub fn reload_keys(
+    files: KeyFiles,
+    mut current: [u8; 32],
+    signer: SigningService,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let reading = files.clone();
+            let Ok((loaded, errors)) =
+                tokio::task::spawn_blocking(move || reading.load_first()).await
+            else {
+                continue;
+            };
+            for error in &errors {
+                tracing::warn!(%error, "a signing key file cannot be used");
+            }
+            match loaded {
+                Some(key) if key.fingerprint != current => {
+                    current = key.fingerprint;
+                    tracing::info!(path = %key.path.display(), signer = %key.signer.identity().credential_id, "signing with a new key");
+                    signer.replace_key(key.signer);
+                }
+                Some(_) => {}
+                None => tracing::error!(
+                    "no signing key file can be read; signing with the key loaded before"
+                ),
+            }
+        }
+    })
 }

@@ -1,0 +1,17 @@
+//! Cloud credentials: what needs a cloud's identity services. The metadata server (Workload
+//! Identity: the workload's service account and its tokens), IAM `signBlob` (keyless signing),
+//! and OAuth tokens minted with the service-account key the broker signs with. I/O lives here;
+//! [`crate::signing`] stays pure, and [`crate::signer`] composes the two.
+
+mod iam;
+mod metadata;
+mod oauth;
+
+pub use iam::IamSigner;
+pub use metadata::MetadataServer;
+pub use oauth::{GOOGLE_TOKEN_URI, KeySource, ServiceAccountTokens};
+
+/// A failed call to a cloud identity service.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CloudError(pub String);
