@@ -8,7 +8,7 @@ use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
 use crate::signer::{SigningService, reload_keys};
 use crate::signing::{Algorithm, Endpoint, KeyFiles, Scheme, UrlSigner, UrlStyle};
-use crate::store::{AuditLog, DecisionCache, Store};
+use crate::store::{AuditLog, AuditWriters, DecisionCache, Store};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +40,9 @@ pub struct Application {
     /// CORS for browser apps calling the API directly.
     cors: Option<tower_http::cors::CorsLayer>,
     shutdown_timeout: Duration,
+    /// Tasks stopped at shutdown, last first.
+    background: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    audit_writers: AuditWriters,
 }
 
 impl Application {
@@ -124,9 +127,13 @@ impl Application {
             (None, None, Some(metadata)) => Some(Gcs::keyless(metadata.clone(), http.clone())),
             (None, None, None) => None,
         };
-        let audit = AuditLog::start(store.pool().clone());
+        // Background tasks, in the order shutdown stops them; the audit writers stop last.
+        let mut background = Vec::new();
+        let (audit, audit_writers) = AuditLog::start(store.pool().clone());
         let cache = DecisionCache::new();
-        cache.listen(store.clone());
+        background.push(("change feed", cache.listen(store.clone())));
+        let (rate_limit, forgetting) = rate_limiter(config.rate_limit).unzip();
+        background.extend(forgetting.map(|task| ("rate-limit cleanup", task)));
         let state = AppState::new(Services {
             store,
             audit,
@@ -137,22 +144,25 @@ impl Application {
             metrics: Default::default(),
             cache,
             gcs,
-            rate_limit: rate_limiter(config.rate_limit),
+            rate_limit,
             page_tokens: Default::default(),
         });
 
         if let Some(key) = key {
-            reload_keys(
-                key_files,
-                key.fingerprint,
-                signer.clone(),
-                config.signing_reload,
-            );
+            background.push((
+                "key reloader",
+                reload_keys(
+                    key_files,
+                    key.fingerprint,
+                    signer.clone(),
+                    config.signing_reload,
+                ),
+            ));
         }
 
         let refresh_every = oidc.refresh_interval;
         let refresher = state.clone();
-        tokio::spawn(async move {
+        let refreshing = tokio::spawn(async move {
             loop {
                 // Quickly while no key is loaded, then at the configured pace.
                 let pause = if refresher.verifier.keys().has_keys() {
@@ -166,6 +176,7 @@ impl Application {
                 }
             }
         });
+        background.push(("JWKS refresher", refreshing));
 
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             start_error(
@@ -179,6 +190,8 @@ impl Application {
             extra_routes: None,
             cors: cors_layer(&config.cors_origins),
             shutdown_timeout: config.shutdown_timeout,
+            background,
+            audit_writers,
         })
     }
 
@@ -200,6 +213,11 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests for at most the
     /// configured shutdown timeout.
+    ///
+    /// Then it stops what runs in the background, in order: the JWKS refresher, the key
+    /// reloader, the rate limiter's cleanup and the change feed; last the audit writers, once
+    /// every request that could still write a row is gone, after they have committed what is
+    /// queued (for at most the shutdown timeout again).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -219,25 +237,43 @@ impl Application {
             signal.notify_one();
         });
         let timeout = self.shutdown_timeout;
-        tokio::select! {
+        let served = tokio::select! {
             result = server.into_future() => result,
             () = async { draining.notified().await; tokio::time::sleep(timeout).await } => {
                 tracing::warn!(?timeout, "shutdown timeout reached; dropping requests still in flight");
                 Ok(())
             }
+        };
+        for (name, task) in self.background.into_iter().rev() {
+            task.abort();
+            let _ = task.await;
+            tracing::debug!(task = name, "stopped");
         }
+        // The server and the refresher held the last senders of the audit log: the writers
+        // commit what is queued and stop.
+        if self.audit_writers.drained(timeout).await {
+            tracing::info!("audit log drained; stopped");
+        } else {
+            tracing::warn!(
+                ?timeout,
+                "audit writers still busy: requests were still in flight"
+            );
+        }
+        served
     }
 }
 
 /// A limiter of `per_second` requests per subject with bursts of `burst`; forgets idle subjects
 /// every minute so that its memory follows the active callers.
-fn rate_limiter(limit: Option<(u32, u32)>) -> Option<Arc<crate::api::SubjectLimiter>> {
+fn rate_limiter(
+    limit: Option<(u32, u32)>,
+) -> Option<(Arc<crate::api::SubjectLimiter>, tokio::task::JoinHandle<()>)> {
     let (per_second, burst) = limit?;
     let quota = governor::Quota::per_second(std::num::NonZeroU32::new(per_second)?)
         .allow_burst(std::num::NonZeroU32::new(burst)?);
     let limiter = Arc::new(governor::RateLimiter::keyed(quota));
     let weak = Arc::downgrade(&limiter);
-    tokio::spawn(async move {
+    let forgetting = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
             let Some(limiter) = weak.upgrade() else { break };
@@ -245,7 +281,7 @@ fn rate_limiter(limit: Option<(u32, u32)>) -> Option<Arc<crate::api::SubjectLimi
             limiter.shrink_to_fit();
         }
     });
-    Some(limiter)
+    Some((limiter, forgetting))
 }
 
 /// Answers preflights and adds CORS headers for `origins` (none: no CORS at all). Bearer tokens,

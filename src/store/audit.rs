@@ -37,6 +37,20 @@ pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
 }
 
+/// The writers' tasks: they end once every [`AuditLog`] is dropped and what was queued is
+/// committed.
+pub struct AuditWriters(Vec<tokio::task::JoinHandle<()>>);
+
+impl AuditWriters {
+    /// Waits (at most `limit`) for the writers to commit what is queued and stop; whether they
+    /// did. Drop every [`AuditLog`] first: the writers stop when nothing can send any more.
+    pub async fn drained(self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, futures::future::join_all(self.0))
+            .await
+            .is_ok()
+    }
+}
+
 /// Rows one commit takes at most.
 const MAX_ROWS_PER_COMMIT: usize = 20_000;
 /// Writers: while one commits, the next gathers.
@@ -44,14 +58,16 @@ const WRITERS: usize = 2;
 
 impl AuditLog {
     /// Starts the writers on `pool`.
-    pub fn start(pool: PgPool) -> Self {
+    pub fn start(pool: PgPool) -> (Self, AuditWriters) {
         let (tx, rx) = mpsc::channel::<Pending>(4096);
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..WRITERS {
-            let (pool, rx) = (pool.clone(), rx.clone());
-            tokio::spawn(async move { write_loop(pool, rx).await });
-        }
-        Self { tx }
+        let writers = (0..WRITERS)
+            .map(|_| {
+                let (pool, rx) = (pool.clone(), rx.clone());
+                tokio::spawn(async move { write_loop(pool, rx).await })
+            })
+            .collect();
+        (Self { tx }, AuditWriters(writers))
     }
 
     /// Records `events` and returns once they are committed.

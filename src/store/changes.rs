@@ -121,8 +121,8 @@ impl DecisionCache {
         self.live.load(Ordering::Acquire)
     }
 
-    /// Listens for changes on `store` until the process ends, reconnecting as needed.
-    pub fn listen(self: &Arc<Self>, store: Store) {
+    /// Listens for changes on `store`, reconnecting as needed, until the task is aborted.
+    pub fn listen(self: &Arc<Self>, store: Store) -> tokio::task::JoinHandle<()> {
         let cache = self.clone();
         tokio::spawn(async move {
             loop {
@@ -133,7 +133,7 @@ impl DecisionCache {
                 cache.drop_everything();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        });
+        })
     }
 
     async fn follow(&self, store: &Store) -> Result<(), sqlx::Error> {

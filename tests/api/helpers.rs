@@ -312,6 +312,44 @@ impl TestApp {
         }
     }
 
+    /// `storage-broker serve` as its own process on the same database and issuer, on a free
+    /// port, with `overrides`; its address once `/readyz` answers 200 (at most 60 s).
+    pub async fn serve_process(&self, overrides: &[(&str, &str)]) -> (std::process::Child, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_storage-broker"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .env("BROKER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BROKER_LOG", "info")
+            .envs(overrides.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("start storage-broker serve");
+        let address = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let ready = self
+                .client
+                .get(format!("{address}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                return (child, address);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("storage-broker serve was not ready within 60 s");
+    }
+
     /// Starts the graceful shutdown: no new connections, in-flight requests drain.
     pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -242,3 +242,100 @@ async fn readiness_names_missing_issuer_keys() {
         "{problem}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_no_audit_row() {
+    let app = TestApp::spawn_with(&[("BROKER_RATE_LIMIT_PER_SECOND", "0")]).await;
+    let bucket = app.personal_bucket("alice").await;
+    let (child, address) = app
+        .serve_process(&[("BROKER_SHUTDOWN_TIMEOUT_SECONDS", "30")])
+        .await;
+    let token = app.idp.token("alice");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Eight clients signing as fast as they can, each keeping the request ids it got a URL for.
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (client, address, token, bucket, stop) = (
+                reqwest::Client::new(),
+                address.clone(),
+                token.clone(),
+                bucket.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let sent = client
+                        .post(format!("{address}/v1/sign"))
+                        .bearer_auth(&token)
+                        .json(&json!({ "bucket": bucket, "object": format!("c{c}/{i}"), "method": "GET" }))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break }; // the server is gone
+                    if response.status() == 200 {
+                        let id = response.headers()["x-request-id"]
+                            .to_str()
+                            .expect("request id")
+                            .to_owned();
+                        if response.json::<Value>().await.is_ok_and(|b| b["url"].is_string()) {
+                            answered.push(id);
+                        }
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    // Under load for a moment, then SIGTERM.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app.audit_count("allow").await < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load reached the broker"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answered = Vec::new();
+    for client in clients {
+        answered.extend(client.await.expect("client"));
+    }
+    let log = String::from_utf8_lossy(&exit.stderr);
+    assert!(exit.status.success(), "serve exits 0 on SIGTERM: {log}");
+    assert!(
+        log.contains("audit log drained"),
+        "the writers drained: {log}"
+    );
+    // Every URL a client received has its row.
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT request_id FROM audit_events WHERE request_id = ANY($1)")
+            .bind(&answered)
+            .fetch_all(&app.pool)
+            .await
+            .expect("audit");
+    let recorded: std::collections::HashSet<String> = recorded.into_iter().collect();
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|id| !recorded.contains(*id))
+        .collect();
+    assert!(answered.len() >= 200, "{} URLs received", answered.len());
+    assert!(
+        missing.is_empty(),
+        "{} URLs without an audit row: {missing:?}",
+        missing.len()
+    );
+}
