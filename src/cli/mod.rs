@@ -87,6 +87,14 @@ fn one_line(err: &clap::Error) -> String {
     message
 }
 
+/// The async runtime a command runs its work on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 /// Parses the process's arguments and runs the command.
 pub fn main() -> ExitCode {
     let parsed = command()

@@ -1,6 +1,7 @@
 //! `serve`, `migrate` and `policy check`.
 
 use crate::app::{Application, shutdown_signal};
+use crate::cli::runtime;
 use crate::config::Config;
 use crate::policy::Policies;
 use crate::store::{Store, StoreError};
@@ -26,13 +27,6 @@ pub fn init_logging() {
     } else {
         builder.try_init()
     };
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// Runs the HTTP service until SIGINT or SIGTERM.

@@ -4,6 +4,13 @@ use super::{Store, StoreError};
 use crate::policy::{BucketClass, Grant, Membership};
 use sqlx::types::Json;
 
+/// The columns of a [`BucketRecord`], in its order: one list for every query that reads one.
+macro_rules! bucket_columns {
+    () => {
+        "name, class, owner, project, backend_bucket, backend_prefix, classification, read_only"
+    };
+}
+
 /// A logical bucket as stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, sqlx::FromRow)]
 pub struct BucketRecord {
@@ -76,10 +83,11 @@ impl Store {
     }
 
     async fn personal_bucket(&self, subject: &str) -> Result<Option<BucketRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
-             FROM buckets WHERE owner = $1 AND class = 'personal'",
-        )
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            bucket_columns!(),
+            " FROM buckets WHERE owner = $1 AND class = 'personal'"
+        ))
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?)
@@ -95,10 +103,10 @@ impl Store {
         member_keys: &[String],
     ) -> Result<AccessContext, StoreError> {
         let row: ContextRow = sqlx::query_as(
-            "WITH m AS (SELECT project, role FROM project_members WHERE member = ANY($3))
+            concat!("WITH m AS (SELECT project, role FROM project_members WHERE member = ANY($3))
              SELECT
                (SELECT row_to_json(b) FROM (
-                   SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
+                   SELECT ", bucket_columns!(), "
                    FROM buckets WHERE name = $1) b),
                (SELECT coalesce(json_agg(json_build_object(
                        'id', g.id, 'prefix', g.prefix, 'exact', g.exact, 'principal', g.principal, 'role', g.role,
@@ -106,7 +114,7 @@ impl Store {
                   FROM grants g
                   WHERE g.bucket = $1 AND (g.expires_at IS NULL OR g.expires_at > now())
                     AND (g.principal = ANY($2) OR g.principal IN (SELECT 'project:' || project FROM m))),
-               (SELECT coalesce(json_agg(m), '[]'::json) FROM m)",
+               (SELECT coalesce(json_agg(m), '[]'::json) FROM m)"),
         )
         .bind(name)
         .bind(principals)
@@ -130,14 +138,14 @@ impl Store {
         admin: bool,
     ) -> Result<Vec<BucketRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "WITH m AS (SELECT project FROM project_members WHERE member = ANY($3))
-             SELECT name, class, owner, project, backend_bucket, backend_prefix, classification, read_only
+            concat!("WITH m AS (SELECT project FROM project_members WHERE member = ANY($3))
+             SELECT ", bucket_columns!(), "
              FROM buckets b
              WHERE $4 OR b.owner = $1 OR b.project IN (SELECT project FROM m)
                 OR EXISTS (SELECT 1 FROM grants g
                            WHERE g.bucket = b.name AND (g.expires_at IS NULL OR g.expires_at > now())
                              AND (g.principal = ANY($2) OR g.principal IN (SELECT 'project:' || project FROM m)))
-             ORDER BY name LIMIT 1000",
+             ORDER BY name LIMIT 1000"),
         )
         .bind(subject)
         .bind(principals)
@@ -252,12 +260,15 @@ impl Store {
         &self,
         bucket: NewBucket<'_>,
     ) -> Result<Option<BucketRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "INSERT INTO buckets (name, class, owner, project, backend_bucket, backend_prefix, classification, read_only, created_by)
+        Ok(sqlx::query_as(concat!(
+            "INSERT INTO buckets (",
+            bucket_columns!(),
+            ", created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT DO NOTHING
-             RETURNING name, class, owner, project, backend_bucket, backend_prefix, classification, read_only",
-        )
+             RETURNING ",
+            bucket_columns!()
+        ))
         .bind(bucket.name)
         .bind(bucket.class)
         .bind(bucket.owner)

@@ -9,6 +9,7 @@ mod postgres;
 mod shim;
 
 use crate::app::{Application, shutdown_signal};
+use crate::cli::runtime;
 use crate::config::Config;
 use crate::policy::Policies;
 use clap::{Args, Subcommand};
@@ -58,13 +59,6 @@ pub fn dev(args: DevArgs) -> Result<(), String> {
         None => run_stack(),
         Some(DevCommand::Token(args)) => print_token(args),
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 /// The address clients of this machine reach the broker at.
