@@ -79,9 +79,12 @@ impl FromRequestParts<AppState> for Caller {
                 return Err(ApiError::RateLimited(wait.as_secs().max(1)));
             }
         }
-        // Made on the first request; a failure here fails only what needs the bucket.
+        // Made on the first request; a failure to name it fails only what needs the bucket. A
+        // database that does not answer fails the request now (503), as every other step would
+        // after waiting again.
         let personal_bucket = match state.personal_bucket(&principal).await {
             Ok(bucket) => Some(bucket),
+            Err(ApiError::Unavailable) => return Err(ApiError::Unavailable),
             Err(error) => {
                 tracing::error!(request_id, subject = %principal.subject, error = error.detail(), "the personal bucket could not be made");
                 None
