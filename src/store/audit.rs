@@ -70,6 +70,11 @@ impl AuditLog {
         (Self { tx }, AuditWriters(writers))
     }
 
+    /// Requests waiting for a writer (none taken yet).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Records `events` and returns once they are committed.
     pub async fn record(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
         if events.is_empty() {

@@ -552,30 +552,41 @@ async fn a_poisoned_audit_row_fails_its_own_request_only() {
         .execute(&mut *lock)
         .await
         .expect("lock");
-    let first: Vec<_> = (0..2)
-        .map(|i| {
-            let audit = audit.clone();
-            tokio::spawn(async move { audit.record(vec![event(&format!("first {i}"))]).await })
-        })
-        .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO audit_events%'",
-        )
-        .fetch_one(&app.pool)
-        .await
-        .expect("activity");
-        if waiting >= 2 {
-            break;
+    // One request at a time, so that each writer takes one and blocks on the table (two sent
+    // together could go to one writer as one batch).
+    let blocked = |at_least: i64| {
+        let pool = app.pool.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                       AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO audit_events%'",
+                )
+                .fetch_one(&pool)
+                .await
+                .expect("activity");
+                if waiting >= at_least {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{at_least} writer(s) never blocked (seen: {waiting})"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the writers never blocked"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let mut first = Vec::new();
+    for i in 0..2 {
+        let writer = audit.clone();
+        first.push(tokio::spawn(async move {
+            writer.record(vec![event(&format!("first {i}"))]).await
+        }));
+        blocked(i + 1).await;
     }
-    // Twenty honest requests and a poisoned one (a NUL byte, below any validation).
+    // Twenty honest requests and a poisoned one (a NUL byte, below any validation), queued
+    // while both writers are busy: they will be taken together.
     let queued: Vec<_> = (0..21)
         .map(|i| {
             let audit = audit.clone();
@@ -587,8 +598,14 @@ async fn a_poisoned_audit_row_fails_its_own_request_only() {
             tokio::spawn(async move { (i, audit.record(vec![event(&reason)]).await) })
         })
         .collect();
-    // Let them queue behind the blocked writers, then release the table.
-    tokio::task::yield_now().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while audit.queued() < 21 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the requests never queued"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     lock.commit().await.expect("unlock");
     for first in first {
         assert!(first.await.expect("task").is_ok());
