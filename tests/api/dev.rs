@@ -83,7 +83,18 @@ impl Dev {
 }
 
 impl Drop for Dev {
+    /// SIGTERM first, so that dev removes its throwaway PostgreSQL and emulator (a SIGKILL
+    /// would leave the database running); SIGKILL only if it has not stopped in 30 s.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -299,6 +310,19 @@ fn dev_without_an_emulator_says_how_to_get_one() {
         "{hint:?}"
     );
     assert!(dev.line("  storage   ").contains("storage.googleapis.com"));
+    // Stopped, it takes its throwaway PostgreSQL along.
+    let port: u16 = dev
+        .line("  database  ")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|url| url.rsplit_once(':'))
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the database's port");
     drop(dev);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the throwaway PostgreSQL on port {port} outlived dev"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
