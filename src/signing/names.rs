@@ -46,6 +46,11 @@ impl BucketName {
         if name.parse::<std::net::Ipv4Addr>().is_ok() {
             return Err(bad("must not be an IP address"));
         }
+        // An `xn--` label is punycode: a name that is not valid punycode makes no hostname for
+        // virtual-hosted URLs (S3 forbids the prefix outright; so does this broker).
+        if name.starts_with("xn--") {
+            return Err(bad("must not start with \"xn--\""));
+        }
         if name.starts_with("goog") {
             return Err(bad("must not start with \"goog\""));
         }
@@ -132,6 +137,8 @@ mod tests {
             "a..b",
             "192.168.5.4",
             "goog-bucket",
+            "xn--0",
+            "xn--bcher-kva",
             "my-google-bucket",
             "my-g00gle",
             "a b",
