@@ -3,7 +3,6 @@
 //! and the refusal it must get now. Identities are any string an identity provider could issue.
 
 use crate::helpers::{Emulator, TestApp, expect_problem};
-use futures::StreamExt;
 use serde_json::{Value, json};
 use storage_broker::store::{AuditEvent, AuditLog};
 
@@ -22,28 +21,6 @@ async fn created(response: reqwest::Response) -> Value {
     let body: Value = response.json().await.expect("json");
     assert_eq!(status, 201, "{body}");
     body
-}
-
-/// Stores objects straight in the emulator (setup: the broker never moves bytes), 50 at a time.
-async fn store_objects(emulator: &Emulator, names: Vec<String>) {
-    let client = reqwest::Client::new();
-    let target = format!(
-        "{}/upload/storage/v1/b/storage-broker-data/o",
-        emulator.endpoint
-    );
-    futures::stream::iter(names)
-        .map(|name| {
-            client
-                .post(&target)
-                .query(&[("uploadType", "media"), ("name", name.as_str())])
-                .body("x")
-                .send()
-        })
-        .buffer_unordered(50)
-        .for_each(|response| async move {
-            assert!(response.expect("upload").status().is_success());
-        })
-        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +206,12 @@ async fn a_subject_with_a_slash_never_reaches_into_another_users_prefix() {
     emulator.create_bucket("storage-broker-data").await;
     let app = TestApp::spawn_with(&[("BROKER_STORAGE_ENDPOINT", emulator.endpoint.as_str())]).await;
     app.personal_bucket("alice").await;
-    store_objects(&emulator, vec!["users/alice/private.txt".into()]).await;
+    emulator
+        .store_many(
+            "storage-broker-data",
+            vec!["users/alice/private.txt".into()],
+        )
+        .await;
     let mallory_sub = "alice/x";
     let mallory = app.idp.token(mallory_sub);
     let me: Value = app.get("/v1/me", &mallory).await.json().await.expect("me");
@@ -640,7 +622,7 @@ async fn page_tokens_reveal_nothing_and_bind_to_their_listing() {
         .collect();
     names.push("users/alice/hidden/zz-merger-plans.pdf".into());
     names.push("users/alice/shared/cat.png".into());
-    store_objects(&emulator, names).await;
+    emulator.store_many("storage-broker-data", names).await;
     created(
         app.post(
             &format!("/v1/buckets/{bucket}/grants"),
@@ -795,17 +777,18 @@ async fn a_prefix_manifest_never_pairs_a_name_with_another_objects_url() {
     // Names another tool stored that the broker will not sign: a dot segment, and one too long
     // once the backend prefix is added.
     let long = format!("m/c{}", "x".repeat(1_010));
-    store_objects(
-        &emulator,
-        vec![
-            "users/alice/m/a.txt".into(),
-            "users/alice/m/b/../z".into(),
-            format!("users/alice/{long}"),
-            "users/alice/m/d.txt".into(),
-            "users/alice/m/e.txt".into(),
-        ],
-    )
-    .await;
+    emulator
+        .store_many(
+            "storage-broker-data",
+            vec![
+                "users/alice/m/a.txt".into(),
+                "users/alice/m/b/../z".into(),
+                format!("users/alice/{long}"),
+                "users/alice/m/d.txt".into(),
+                "users/alice/m/e.txt".into(),
+            ],
+        )
+        .await;
     let body = app
         .post(
             "/v1/sign/prefix",

@@ -2,8 +2,8 @@
 //! reports after a resume, how it tells malformed, expired and refused tokens apart, and a list
 //! that repeats names resumed into the manifest an uninterrupted run writes.
 
-use crate::helpers::{Emulator, TestApp, fetch_manifest};
-use serde_json::{Value, json};
+use crate::helpers::{Emulator, TestApp, fetch_manifest, manifest_objects};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// Its stderr, after checking it succeeded.
@@ -19,18 +19,6 @@ fn failed_in_one_line(out: &std::process::Output) -> String {
     assert!(!out.status.success(), "should fail: {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     err
-}
-
-fn manifest_objects(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).expect("manifest");
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).expect("a JSON line")["object"]
-                .as_str()
-                .expect("object")
-                .to_owned()
-        })
-        .collect()
 }
 
 /// Keeps the first `lines` complete lines of a manifest and adds one cut off mid-way, as an

@@ -597,6 +597,19 @@ pub async fn fetch_manifest(args: Vec<String>) -> std::process::Output {
     .expect("join")
 }
 
+/// The `object` of every line of an NDJSON manifest file.
+pub fn manifest_objects(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("manifest");
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("a JSON line")["object"]
+                .as_str()
+                .expect("object")
+                .to_owned()
+        })
+        .collect()
+}
+
 /// base64url without padding.
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
@@ -712,6 +725,28 @@ impl Emulator {
             "upload {name}: {}",
             response.status()
         );
+    }
+
+    /// Stores `names` (one byte each) in `bucket`, 50 uploads at a time.
+    pub async fn store_many(&self, bucket: &str, names: Vec<String>) {
+        use futures::StreamExt;
+        let client = reqwest::Client::new();
+        let target = format!("{}/upload/storage/v1/b/{bucket}/o", self.endpoint);
+        futures::stream::iter(names)
+            .map(|name| {
+                let request = client
+                    .post(&target)
+                    .query(&[("uploadType", "media"), ("name", name.as_str())])
+                    .body("x")
+                    .send();
+                async move { (name, request.await) }
+            })
+            .buffer_unordered(50)
+            .for_each(|(name, response)| async move {
+                let status = response.expect("upload").status();
+                assert!(status.is_success(), "upload {name}: {status}");
+            })
+            .await;
     }
 
     /// The names of the objects in `bucket`.

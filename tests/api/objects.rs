@@ -1,8 +1,7 @@
 //! Listing and prefix manifests end to end on fake-gcs-server: bytes go up through signed PUT
 //! URLs and come back through signed GET URLs, never through the broker.
 
-use crate::helpers::{Emulator, TestApp, expect_problem, fetch_manifest};
-use futures::StreamExt;
+use crate::helpers::{Emulator, TestApp, expect_problem, fetch_manifest, manifest_objects};
 use serde_json::{Value, json};
 
 async fn upload(app: &TestApp, sub: &str, bucket: &str, object: &str, body: &'static [u8]) {
@@ -155,24 +154,13 @@ async fn manifests_and_listings_page_through_large_prefixes() {
     emulator.create_bucket("storage-broker-data").await;
     let app = TestApp::spawn_with(&[("BROKER_STORAGE_ENDPOINT", emulator.endpoint.as_str())]).await;
     let bucket = app.personal_bucket("alice").await;
-    let client = reqwest::Client::new();
-    let target = format!(
-        "{}/upload/storage/v1/b/storage-broker-data/o",
-        emulator.endpoint
-    );
-    futures::stream::iter(0..1_205)
-        .map(|i| {
-            let name = format!("users/alice/many/{i:05}.bin");
-            client
-                .post(&target)
-                .query(&[("uploadType", "media"), ("name", name.as_str())])
-                .body("x")
-                .send()
-        })
-        .buffer_unordered(50)
-        .for_each(|response| async move {
-            assert!(response.expect("upload").status().is_success());
-        })
+    emulator
+        .store_many(
+            "storage-broker-data",
+            (0..1_205)
+                .map(|i| format!("users/alice/many/{i:05}.bin"))
+                .collect(),
+        )
         .await;
     let alice = app.idp.token("alice");
     let lines = manifest(&app, &alice, json!({ "bucket": bucket, "prefix": "many/" })).await;
@@ -207,18 +195,6 @@ async fn manifests_and_listings_page_through_large_prefixes() {
 
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-fn manifest_objects(path: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).expect("manifest");
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).expect("a JSON line")["object"]
-                .as_str()
-                .expect("object")
-                .to_owned()
-        })
-        .collect()
 }
 
 fn strings(parts: &[&str]) -> Vec<String> {
