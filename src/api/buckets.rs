@@ -1,15 +1,15 @@
 //! `/v1/buckets`: the buckets a caller can see; project buckets; registering existing GCS
 //! buckets (brownfield); deleting by the class's release policy.
 
+use super::access::{AuditTrail, BucketAccess, Granted, authorize_new_bucket};
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{
-    Action, Decision, LogicalBucketName, ObjectPrefix, ProjectSlug, Release, Scope,
-};
+use crate::policy::{Action, LogicalBucketName, ObjectPrefix, ProjectSlug, Release, Scope};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The names of personal buckets start so, and no other bucket's may.
 const PERSONAL_NAME_PREFIX: &str = "u-";
 use crate::signing::BucketName;
-use crate::store::{BucketRecord, NewBucket};
+use crate::store::{BucketRecord, NewBucket, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -62,36 +62,12 @@ pub struct NewBucketBody {
     pub read_only: Option<bool>,
 }
 
-/// The caller's view of `record`, or `None` when they may not see it.
-async fn view(
-    state: &AppState,
-    caller: &Caller,
-    record: BucketRecord,
-) -> Result<Option<BucketView>, ApiError> {
-    let Some((class, level)) = state.class_of(&record) else {
-        return Ok(None);
-    };
-    let context = state.access_context(&record.name, caller).await?;
-    let decide_on = |action| {
-        caller.decide(
-            state,
-            &record,
-            class,
-            level,
-            &context,
-            action,
-            Scope::Prefix(""),
-        )
-    };
-    if matches!(decide_on(Action::Read), Decision::NotFound(_)) {
-        return Ok(None);
-    }
-    let actions = Action::ALL
-        .into_iter()
-        .filter(|a| matches!(decide_on(*a), Decision::Allow(_)))
-        .collect();
-    let prefix_grants = context
-        .grants
+/// The caller's view of the bucket of `access`, or `None` when they may not see it.
+fn view(access: &BucketAccess<'_>) -> Option<BucketView> {
+    let actions = access.actions()?.iter().collect();
+    let record = access.record()?;
+    let prefix_grants = access
+        .grants()
         .iter()
         .filter(|g| !g.prefix.is_empty())
         .map(|g| PrefixGrant {
@@ -100,17 +76,16 @@ async fn view(
             role: g.role.clone(),
         })
         .collect();
-    let read_only = record.read_only || class.read_only;
-    Ok(Some(BucketView {
-        name: record.name,
-        class: record.class,
-        owner: record.owner,
-        project: record.project,
-        classification: record.classification,
-        read_only,
+    Some(BucketView {
+        name: record.name.clone(),
+        class: record.class.clone(),
+        owner: record.owner.clone(),
+        project: record.project.clone(),
+        classification: record.classification.clone(),
+        read_only: access.read_only(),
         actions,
         prefix_grants,
-    }))
+    })
 }
 
 /// Buckets the caller can see, with the caller's actions on each.
@@ -131,7 +106,9 @@ pub async fn list(
         .await?;
     let mut buckets = Vec::with_capacity(records.len());
     for record in records {
-        buckets.extend(view(&state, &caller, record).await?);
+        // A bucket whose class left the policies is left out (and logged), not the whole list.
+        let access = BucketAccess::resolve(&state, &caller, &record.name).await?;
+        buckets.extend(view(&access));
     }
     Ok(Json(BucketList { buckets }))
 }
@@ -145,12 +122,11 @@ pub async fn get(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> Result<Json<BucketView>, ApiError> {
-    let context = state.access_context(&bucket, &caller).await?;
-    let record = context.bucket.clone().ok_or(ApiError::NotFound)?;
-    view(&state, &caller, record)
-        .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+    let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
+    if access.misconfigured() {
+        return Err(ApiError::Internal);
+    }
+    view(&access).map(Json).ok_or(ApiError::NotFound)
 }
 
 /// Create a project bucket (project owners), or register an existing GCS bucket or prefix
@@ -185,19 +161,6 @@ pub async fn create(
             "names starting with \"u-\" are reserved for personal buckets",
         ));
     }
-    // Classification is a clearance, not a permission: nobody, storage admins included, makes
-    // a bucket they could not see.
-    if class.classification > caller.clearance {
-        let reason = format!(
-            "class {} is classified {}, above the caller's clearance",
-            class.name, state.policies.classes.levels[class.classification]
-        );
-        return refuse_create(&state, &caller, name.as_str(), &reason).await;
-    }
-    if (brownfield || body.read_only.is_some()) && !caller.admin {
-        let reason = "only storage admins register existing buckets or set read_only";
-        return refuse_create(&state, &caller, name.as_str(), reason).await;
-    }
     let project = body
         .project
         .as_deref()
@@ -225,33 +188,6 @@ pub async fn create(
                 "backend_prefix: empty, or ending with '/', at most 512 bytes",
             ));
         }
-        // Registered only if storage has it and lets the broker list it: a typo would
-        // otherwise surface later as a failure of every listing.
-        match &state.gcs {
-            Some(gcs) => gcs.check_listable(backend.as_str(), &prefix).await.map_err(|e| {
-                if e.is_not_found() {
-                    ApiError::bad_request(
-                        "backend_bucket_not_found",
-                        format!("storage has no bucket {:?}", backend.as_str()),
-                    )
-                } else if e.is_denied() {
-                    ApiError::bad_request(
-                        "backend_bucket_denied",
-                        format!(
-                            "storage refuses the broker access to bucket {:?}; grant its service account object access there first",
-                            backend.as_str()
-                        ),
-                    )
-                } else {
-                    tracing::error!(error = %e, "checking a bucket to register failed");
-                    ApiError::Unavailable
-                }
-            })?,
-            None => tracing::warn!(
-                backend = backend.as_str(),
-                "no storage control plane: registering a bucket without checking that it exists"
-            ),
-        }
         (backend.as_str().to_owned(), prefix)
     } else {
         let Some(project) = &project else {
@@ -266,111 +202,130 @@ pub async fn create(
                 format!("class {:?} is not for project buckets", body.class),
             ));
         }
-        let memberships = state.store.memberships(&caller.member_keys).await?;
-        let mine: Vec<_> = memberships
-            .iter()
-            .filter(|m| m.project == project.as_str())
-            .collect();
-        if mine.is_empty() && !caller.admin {
-            return Err(ApiError::NotFound);
-        }
-        let owns = mine.iter().any(|m| {
-            state
-                .policies
-                .roles
-                .actions(&m.role)
-                .contains(Action::Admin)
-        });
-        if !owns && !caller.admin {
-            let reason = format!(
-                "creating a bucket of project {} needs its owner role",
-                project.as_str()
-            );
-            return refuse_create(&state, &caller, name.as_str(), &reason).await;
-        }
         (
             class.backend_bucket.as_str().to_owned(),
             class.render_prefix(None, Some(project)),
         )
     };
-    if state.store.bucket_exists(name.as_str()).await? {
-        return Err(ApiError::Conflict {
-            code: "bucket_exists",
-            detail: format!("bucket {:?} exists", name.as_str()),
-        });
-    }
-    if state
-        .store
-        .backend_overlaps(&backend_bucket, &backend_prefix)
-        .await?
-    {
-        return Err(ApiError::Conflict {
-            code: "prefix_in_use",
-            detail: "another bucket already maps to that storage location".into(),
-        });
-    }
-    let created = state
-        .store
-        .create_bucket(NewBucket {
-            name: name.as_str(),
-            class: &class.name,
-            owner: None,
-            project: project.as_ref().map(ProjectSlug::as_str),
-            backend_bucket: &backend_bucket,
-            backend_prefix: &backend_prefix,
-            classification: &state.policies.classes.levels[class.classification],
-            read_only: body.read_only.unwrap_or(false),
-            created_by: &caller.principal.subject,
-        })
-        .await
-        .map_err(|e| match e {
-            // A project that does not exist (foreign key).
-            crate::store::StoreError::MissingReference(_) => ApiError::Missing {
-                code: "project_not_found",
-                detail: "no such project".into(),
-            },
-            other => other.into(),
-        })?;
-    let Some(record) = created else {
-        return Err(ApiError::Conflict {
-            code: "bucket_exists",
-            detail: format!("bucket {:?} exists", name.as_str()),
-        });
+    let mut trail = AuditTrail::new(&state, &caller);
+    let new = crate::policy::NewBucket {
+        class,
+        project: project
+            .as_ref()
+            .filter(|_| !brownfield)
+            .map(ProjectSlug::as_str),
+        registers: brownfield || body.read_only.is_some(),
     };
-    let reason = format!(
+    let allowed = match authorize_new_bucket(&mut trail, name.as_str(), new).await {
+        Ok(allowed) => allowed,
+        Err(error) => return Err(trail.fail(error).await),
+    };
+    let made = async {
+        // Registered only if storage has it and lets the broker list it: a typo would
+        // otherwise surface later as a failure of every listing. (Asked for storage admins
+        // only: nobody else may make the broker probe storage.)
+        if brownfield {
+            check_registrable(&state, &backend_bucket, &backend_prefix).await?;
+        }
+        if state.store.bucket_exists(name.as_str()).await? {
+            return Err(ApiError::Conflict {
+                code: "bucket_exists",
+                detail: format!("bucket {:?} exists", name.as_str()),
+            });
+        }
+        if state
+            .store
+            .backend_overlaps(&backend_bucket, &backend_prefix)
+            .await?
+        {
+            return Err(ApiError::Conflict {
+                code: "prefix_in_use",
+                detail: "another bucket already maps to that storage location".into(),
+            });
+        }
+        let created = state
+            .store
+            .create_bucket(NewBucket {
+                name: name.as_str(),
+                class: &class.name,
+                owner: None,
+                project: project.as_ref().map(ProjectSlug::as_str),
+                backend_bucket: &backend_bucket,
+                backend_prefix: &backend_prefix,
+                classification: &state.policies.classes.levels[class.classification],
+                read_only: body.read_only.unwrap_or(false),
+                created_by: &caller.principal.subject,
+            })
+            .await;
+        match created {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(ApiError::Conflict {
+                code: "bucket_exists",
+                detail: format!("bucket {:?} exists", name.as_str()),
+            }),
+            // A project that does not exist (foreign key).
+            Err(StoreError::MissingReference(_)) => Err(project_not_found(project.as_ref())),
+            Err(other) => Err(other.into()),
+        }
+    }
+    .await;
+    let record = match made {
+        Ok(record) => record,
+        Err(error) => {
+            let reason = format!("not made: {}", error.detail());
+            return Err(allowed.fail(trail, reason, error).await);
+        }
+    };
+    let what = format!(
         "bucket {} of class {} at gs://{backend_bucket}/{backend_prefix}",
         record.name, record.class
     );
-    super::Change {
-        action: Action::Admin,
-        bucket: Some(name.as_str()),
-        object: None,
-        operation: "CREATE_BUCKET",
-    }
-    .done(&state, &caller, &reason)
-    .await?;
-    let shown = view(&state, &caller, record.clone())
-        .await?
-        .ok_or(ApiError::Internal)?;
+    allowed.changed(trail, &what).await?;
+    let access = BucketAccess::resolve(&state, &caller, &record.name).await?;
+    let shown = view(&access).ok_or(ApiError::Internal)?;
     Ok((StatusCode::CREATED, Json(shown)))
 }
 
-/// Audits a refused bucket creation and answers 403.
-async fn refuse_create(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-    reason: &str,
-) -> Result<(StatusCode, Json<BucketView>), ApiError> {
-    super::Change {
-        action: Action::Admin,
-        bucket: Some(name),
-        object: None,
-        operation: "CREATE_BUCKET",
+/// A project that does not exist, named to someone who may know: a storage admin, or a member
+/// of a project deleted a moment ago.
+fn project_not_found(project: Option<&ProjectSlug>) -> ApiError {
+    ApiError::Missing {
+        code: "project_not_found",
+        detail: match project {
+            Some(slug) => format!("no project {:?}", slug.as_str()),
+            None => "no such project".into(),
+        },
     }
-    .refused(state, caller, reason)
-    .await?;
-    Err(ApiError::Forbidden)
+}
+
+/// Refuses to register `prefix` of storage bucket `backend` unless storage has the bucket and
+/// lets the broker list it.
+async fn check_registrable(state: &AppState, backend: &str, prefix: &str) -> Result<(), ApiError> {
+    let Some(gcs) = &state.gcs else {
+        tracing::warn!(
+            backend,
+            "no storage control plane: registering a bucket without checking that it exists"
+        );
+        return Ok(());
+    };
+    gcs.check_listable(backend, prefix).await.map_err(|e| {
+        if e.is_not_found() {
+            ApiError::bad_request(
+                "backend_bucket_not_found",
+                format!("storage has no bucket {backend:?}"),
+            )
+        } else if e.is_denied() {
+            ApiError::bad_request(
+                "backend_bucket_denied",
+                format!(
+                    "storage refuses the broker access to bucket {backend:?}; grant its service account object access there first"
+                ),
+            )
+        } else {
+            tracing::error!(error = %e, "checking a bucket to register failed");
+            ApiError::Unavailable
+        }
+    })
 }
 
 /// Delete a bucket (needs `admin` on it): `retain` classes keep the objects, `delete` classes
@@ -385,32 +340,45 @@ pub async fn delete(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let context = state.access_context(&bucket, &caller).await?;
-    let record = context.bucket.clone().ok_or(ApiError::NotFound)?;
-    let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
-    match caller.decide(
-        &state,
-        &record,
+    let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
+    let mut trail = AuditTrail::new(&state, &caller);
+    let Granted {
+        record,
         class,
-        level,
-        &context,
+        allowed,
+    } = match access.authorize(
+        &mut trail,
         Action::Admin,
         Scope::Prefix(""),
+        "DELETE_BUCKET",
     ) {
-        Decision::Allow(_) => {}
-        Decision::NotFound(_) => return Err(ApiError::NotFound),
-        Decision::Deny(reason) => {
-            super::Change {
-                action: Action::Admin,
-                bucket: Some(&bucket),
-                object: None,
-                operation: "DELETE_BUCKET",
-            }
-            .refused(&state, &caller, &reason)
-            .await?;
-            return Err(ApiError::Forbidden);
+        Ok(granted) => granted,
+        Err(error) => return Err(trail.fail(error).await),
+    };
+    let deleted = release(&state, record, class).await;
+    match deleted {
+        Ok(Some(what)) => allowed.changed(trail, &what).await?,
+        // Deleted meanwhile by someone else: nothing changed here.
+        Ok(None) => {
+            allowed.done(&mut trail);
+            trail.commit().await?;
+        }
+        Err(error) => {
+            let reason = format!("not deleted: {}", error.detail());
+            return Err(allowed.fail(trail, reason, error).await);
         }
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes `record` by its class's release policy; what was done, or `None` when the bucket
+/// was gone already.
+async fn release(
+    state: &AppState,
+    record: &BucketRecord,
+    class: &crate::policy::BucketClass,
+) -> Result<Option<String>, ApiError> {
+    let bucket = &record.name;
     let mut reason = format!(
         "bucket {bucket} deleted; release policy {:?}",
         class.release
@@ -427,18 +395,18 @@ pub async fn delete(
         let removed = gcs
             .delete_prefix(&record.backend_bucket, &record.backend_prefix)
             .await
-            .map_err(|e| ApiError::from_storage(&e, &bucket))?;
+            .map_err(|e| ApiError::from_storage(&e, bucket))?;
         reason.push_str(&format!(", {removed} objects deleted"));
     }
-    if state.store.delete_bucket(&bucket).await? {
-        super::Change {
-            action: Action::Admin,
-            bucket: Some(&bucket),
-            object: None,
-            operation: "DELETE_BUCKET",
-        }
-        .done(&state, &caller, &reason)
-        .await?;
+    if !state.store.delete_bucket(bucket).await? {
+        return Ok(None);
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Some(reason))
+}
+
+/// `/v1/buckets` and `/v1/buckets/{bucket}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, delete))
 }

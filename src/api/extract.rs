@@ -2,8 +2,7 @@
 
 use super::{ApiError, AppState};
 use crate::identity::{Principal, bearer_token};
-use crate::policy::{Action, BucketClass, BucketFacts, Decision, Scope, decide};
-use crate::store::{AccessContext, BucketRecord};
+use crate::store::BucketRecord;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -112,73 +111,17 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    /// The caller as the policy functions see them, with the memberships of `context`.
-    fn as_policy_caller<'a>(&'a self, context: &'a AccessContext) -> crate::policy::Caller<'a> {
+    /// The caller as the policy functions see them, with `memberships`.
+    pub(super) fn as_policy_caller<'a>(
+        &'a self,
+        memberships: &'a [crate::policy::Membership],
+    ) -> crate::policy::Caller<'a> {
         crate::policy::Caller {
             subject: &self.principal.subject,
             principals: &self.grant_principals,
-            memberships: &context.memberships,
+            memberships,
             clearance: self.clearance,
             admin: self.admin,
         }
-    }
-
-    /// Decides `action` on `scope` (`Scope::Prefix("")` for the bucket itself) of `bucket`, whose class and
-    /// classification level index are given, with the caller's grants and memberships in `context`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn decide(
-        &self,
-        state: &AppState,
-        bucket: &BucketRecord,
-        class: &BucketClass,
-        level: usize,
-        context: &AccessContext,
-        action: Action,
-        scope: Scope<'_>,
-    ) -> Decision {
-        let facts = BucketFacts {
-            owner: bucket.owner.as_deref(),
-            project: bucket.project.as_deref(),
-            classification: level,
-            read_only: bucket.read_only || class.read_only,
-        };
-        let now = time::OffsetDateTime::now_utc();
-        decide(
-            &self.as_policy_caller(context),
-            &facts,
-            &context.grants,
-            &state.policies.roles,
-            action,
-            scope,
-            now,
-        )
-    }
-
-    /// Until when the caller holds every one of `actions` on `scope` of `bucket`
-    /// ([`crate::policy::held_until`]).
-    pub fn held_until(
-        &self,
-        state: &AppState,
-        bucket: &BucketRecord,
-        context: &AccessContext,
-        actions: crate::policy::Actions,
-        scope: Scope<'_>,
-    ) -> Option<crate::policy::Holding> {
-        // Classification and read-only are decide()'s concern: held_until reads neither.
-        let facts = BucketFacts {
-            owner: bucket.owner.as_deref(),
-            project: bucket.project.as_deref(),
-            classification: 0,
-            read_only: false,
-        };
-        crate::policy::held_until(
-            &self.as_policy_caller(context),
-            &facts,
-            &context.grants,
-            &state.policies.roles,
-            actions,
-            scope,
-            time::OffsetDateTime::now_utc(),
-        )
     }
 }

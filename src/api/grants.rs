@@ -1,16 +1,18 @@
 //! `GET, POST /v1/buckets/{bucket}/grants`, `DELETE /v1/buckets/{bucket}/grants/{id}`: only
 //! holders of `share` manage grants, and nobody grants more than they hold.
 
+use super::access::{AuditTrail, BucketAccess};
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{Action, Decision, GrantPrincipal, Holding, ObjectKey, ObjectPrefix, Scope};
+use crate::policy::{Action, GrantPrincipal, ObjectKey, ObjectPrefix, Scope};
 use crate::signing::rfc3339_seconds;
-use crate::store::{AccessContext, BucketRecord, GrantRecord, NewGrant};
+use crate::store::{GrantRecord, NewGrant};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 /// A grant to create: on a prefix, or on a single object.
@@ -63,32 +65,22 @@ fn view(g: GrantRecord) -> GrantView {
     }
 }
 
-/// The bucket, if the caller holds `share` on `scope` of it; refusals audited.
-async fn sharer(
+/// Authorizes `share` on `scope` of `bucket` (audited as `method`), and records it once done:
+/// for the operations on grants that change nothing themselves.
+async fn authorize_share(
     state: &AppState,
     caller: &Caller,
     bucket: &str,
     scope: Scope<'_>,
-    operation: &'static str,
-) -> Result<(BucketRecord, std::sync::Arc<AccessContext>), ApiError> {
-    let context = state.access_context(bucket, caller).await?;
-    let record = context.bucket.clone().ok_or(ApiError::NotFound)?;
-    let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
-    match caller.decide(state, &record, class, level, &context, Action::Share, scope) {
-        Decision::Allow(_) => Ok((record, context)),
-        Decision::NotFound(_) => Err(ApiError::NotFound),
-        Decision::Deny(reason) => {
-            super::Change {
-                action: Action::Share,
-                bucket: Some(bucket),
-                object: Some(scope.as_str()),
-                operation,
-            }
-            .refused(state, caller, &reason)
-            .await?;
-            Err(ApiError::Forbidden)
-        }
+    method: &'static str,
+) -> Result<(), ApiError> {
+    let access = BucketAccess::resolve(state, caller, bucket).await?;
+    let mut trail = AuditTrail::new(state, caller);
+    match access.authorize(&mut trail, Action::Share, scope, method) {
+        Ok(granted) => granted.allowed.done(&mut trail),
+        Err(error) => return Err(trail.fail(error).await),
     }
+    trail.commit().await
 }
 
 /// The grants on a bucket (needs `share` on the whole bucket).
@@ -101,7 +93,7 @@ pub async fn list(
     caller: Caller,
     Path(bucket): Path<String>,
 ) -> Result<Json<GrantList>, ApiError> {
-    sharer(&state, &caller, &bucket, Scope::Prefix(""), "LIST_GRANTS").await?;
+    authorize_share(&state, &caller, &bucket, Scope::Prefix(""), "LIST_GRANTS").await?;
     let grants = state
         .store
         .grants(&bucket)
@@ -171,95 +163,60 @@ pub async fn create(
             Some(at.replace_nanosecond(micros).unwrap_or(at))
         }
     };
-    let (record, context) =
-        sharer(&state, &caller, &bucket, scope_of(&scope), "CREATE_GRANT").await?;
-    // A grant to a project that does not exist would go to whoever creates it later.
-    if let GrantPrincipal::Project(slug) = &principal
-        && state.store.project(slug).await?.is_none()
-    {
-        return Err(ApiError::bad_request(
-            "unknown_project",
-            format!("no project {slug:?}: grants name existing projects"),
-        ));
-    }
-    // Nobody grants more than they hold: every action of the role, on the whole scope (a
-    // prefix by prefix rights only, never by a grant on one object of that name)...
-    let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
-    let role_actions = state.policies.roles.actions(&body.role);
-    let change = super::Change {
-        action: Action::Share,
-        bucket: Some(&bucket),
-        object: Some(&scope),
-        operation: "CREATE_GRANT",
+    let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
+    let mut trail = AuditTrail::new(&state, &caller);
+    // The right to share there, then: nobody grants more, or longer, than they hold.
+    let allowed = access
+        .authorize(&mut trail, Action::Share, scope_of(&scope), "CREATE_GRANT")
+        .and_then(|granted| {
+            access.check_grant(
+                &mut trail,
+                granted,
+                &body.role,
+                scope_of(&scope),
+                expires_at,
+            )
+        });
+    let allowed = match allowed {
+        Ok(allowed) => allowed,
+        Err(error) => return Err(trail.fail(error).await),
     };
-    for action in role_actions.iter() {
-        if !matches!(
-            caller.decide(
-                &state,
-                &record,
-                class,
-                level,
-                &context,
-                action,
-                scope_of(&scope)
-            ),
-            Decision::Allow(_)
-        ) {
-            let reason = format!(
-                "cannot grant {}: the caller does not hold {action} on {scope:?}",
-                body.role
-            );
-            change.refused(&state, &caller, &reason).await?;
-            return Err(ApiError::Forbidden);
-        }
-    }
-    // ...nor for longer than they hold it.
-    match caller.held_until(&state, &record, &context, role_actions, scope_of(&scope)) {
-        Some(Holding::Forever) => {}
-        Some(Holding::Until(end)) if expires_at.is_some_and(|at| at <= end) => {}
-        Some(Holding::Until(end)) => {
-            let end = rfc3339_seconds(end);
-            let reason = format!(
-                "cannot grant {} beyond {end}: the caller holds it only through grants ending then",
-                body.role
-            );
-            change.refused(&state, &caller, &reason).await?;
+    let made = async {
+        // A grant to a project that does not exist would go to whoever creates it later.
+        if let GrantPrincipal::Project(slug) = &principal
+            && state.store.project(slug).await?.is_none()
+        {
             return Err(ApiError::bad_request(
-                "expiry_exceeds_holding",
-                format!(
-                    "you hold this role here only until {end}, through grants that end then; give an expires_at at or before it"
-                ),
+                "unknown_project",
+                format!("no project {slug:?}: grants name existing projects"),
             ));
         }
-        None => {
-            tracing::error!("a right allowed by decide is not held; refusing the grant");
-            return Err(ApiError::Internal);
-        }
+        Ok(state
+            .store
+            .create_grant(NewGrant {
+                bucket: &bucket,
+                prefix: &scope,
+                exact,
+                principal: &body.principal,
+                role: &body.role,
+                expires_at,
+                created_by: &caller.principal.subject,
+            })
+            .await?)
     }
-    let grant = state
-        .store
-        .create_grant(NewGrant {
-            bucket: &bucket,
-            prefix: &scope,
-            exact,
-            principal: &body.principal,
-            role: &body.role,
-            expires_at,
-            created_by: &caller.principal.subject,
-        })
-        .await?;
-    let reason = format!(
+    .await;
+    let grant = match made {
+        Ok(grant) => grant,
+        Err(error) => {
+            let reason = format!("not made: {}", error.detail());
+            return Err(allowed.fail(trail, reason, error).await);
+        }
+    };
+    let what = format!(
         "grant {}: {} {} on {scope:?}",
         grant.id, body.principal, body.role
     );
-    super::Change {
-        action: Action::Share,
-        bucket: Some(&bucket),
-        object: Some(&scope),
-        operation: "CREATE_GRANT",
-    }
-    .done(&state, &caller, &reason)
-    .await?;
+    allowed.changed(trail, &what).await?;
     Ok((StatusCode::CREATED, Json(view(grant))))
 }
 
@@ -278,14 +235,15 @@ pub async fn delete(
         detail: "no such grant on this bucket".into(),
     };
     let id = Uuid::parse_str(&id).map_err(|_| missing())?;
-    // Visibility first: an invisible bucket is 404 whatever the id.
-    let context = state.access_context(&bucket, &caller).await?;
-    if context.bucket.is_none() {
-        return Err(ApiError::NotFound);
-    }
-    let grant = state.store.grant(&bucket, id).await?;
+    // Visibility first: an invisible bucket is 404 whatever the id (and a grant id that is not
+    // on the bucket needs `share` on the whole bucket to be told so).
+    let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
+    let grant = match access.record() {
+        Some(_) => state.store.grant(&bucket, id).await?,
+        None => None,
+    };
     let Some(grant) = grant else {
-        sharer(&state, &caller, &bucket, Scope::Prefix(""), "DELETE_GRANT").await?;
+        authorize_share(&state, &caller, &bucket, Scope::Prefix(""), "DELETE_GRANT").await?;
         return Err(missing());
     };
     // Revoking needs `share` on the grant's scope, decided as creating it is: a prefix grant by
@@ -295,20 +253,36 @@ pub async fn delete(
     } else {
         Scope::Prefix(&grant.prefix)
     };
-    sharer(&state, &caller, &bucket, scope, "DELETE_GRANT").await?;
-    if state.store.delete_grant(&bucket, id).await? {
-        let reason = format!(
+    let mut trail = AuditTrail::new(&state, &caller);
+    let allowed = match access.authorize(&mut trail, Action::Share, scope, "DELETE_GRANT") {
+        Ok(granted) => granted.allowed,
+        Err(error) => return Err(trail.fail(error).await),
+    };
+    let deleted = match state.store.delete_grant(&bucket, id).await {
+        Ok(deleted) => deleted,
+        Err(error) => {
+            let error = ApiError::from(error);
+            let reason = format!("not revoked: {}", error.detail());
+            return Err(allowed.fail(trail, reason, error).await);
+        }
+    };
+    if deleted {
+        let what = format!(
             "grant {id} revoked: {} {} on {:?}",
             grant.principal, grant.role, grant.prefix
         );
-        super::Change {
-            action: Action::Share,
-            bucket: Some(&bucket),
-            object: Some(&grant.prefix),
-            operation: "DELETE_GRANT",
-        }
-        .done(&state, &caller, &reason)
-        .await?;
+        allowed.changed(trail, &what).await?;
+    } else {
+        // Revoked meanwhile by someone else.
+        allowed.done(&mut trail);
+        trail.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `/v1/buckets/{bucket}/grants` and `/v1/buckets/{bucket}/grants/{id}`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(delete))
 }

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
@@ -63,4 +64,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     );
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     response
+}
+
+/// `/healthz` and `/readyz`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }

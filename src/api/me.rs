@@ -4,6 +4,7 @@ use super::{ApiError, AppState, Caller};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The caller.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,4 +58,9 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
         personal_bucket: personal_bucket.name,
         projects,
     }))
+}
+
+/// `/v1/me`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: axum routes, one module per resource, problem+json errors, OpenAPI.
 
+mod access;
 mod buckets;
 mod error;
 mod extract;
@@ -20,15 +21,17 @@ pub use metrics::Metrics;
 use crate::identity::{Principal, TokenVerifier};
 use crate::policy::Policies;
 use crate::signer::SigningService;
-use crate::store::{AccessContext, AuditLog, BucketRecord, DecisionCache, Store, StoreError};
+use crate::store::{AuditLog, BucketRecord, DecisionCache, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::get;
 use std::ops::Deref;
 use std::sync::Arc;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// What every handler shares.
 pub struct Services {
@@ -97,6 +100,11 @@ impl Services {
         ))
     }
 
+    /// The longest lifetime a URL for a bucket of `class` may have here.
+    pub fn ttl_limit(&self, class: &crate::policy::BucketClass) -> u32 {
+        crate::policy::ttl_limit(class, self.signer.max_expiry_seconds())
+    }
+
     /// The caller's personal bucket, made on their first request.
     pub async fn personal_bucket(&self, principal: &Principal) -> Result<BucketRecord, ApiError> {
         if let Some(bucket) = self.cache.personal_bucket(&principal.subject).await {
@@ -128,97 +136,6 @@ impl Services {
             .await;
         Ok(bucket)
     }
-
-    /// The bucket with the caller's grants and memberships, from the cache when it is live.
-    pub async fn access_context(
-        &self,
-        bucket: &str,
-        caller: &Caller,
-    ) -> Result<Arc<AccessContext>, StoreError> {
-        self.cache
-            .access_context(
-                &self.store,
-                bucket,
-                &caller.grant_principals,
-                &caller.member_keys,
-            )
-            .await
-    }
-}
-
-/// A change to projects, members, grants or buckets, as the audit records it.
-#[derive(Clone, Copy, Debug)]
-pub struct Change<'a> {
-    pub action: crate::policy::Action,
-    pub bucket: Option<&'a str>,
-    /// The member, prefix or project the change is about.
-    pub object: Option<&'a str>,
-    /// `CREATE_GRANT`, `DELETE_MEMBER`, …
-    pub operation: &'static str,
-}
-
-impl Change<'_> {
-    /// Called once the change has committed: drops what this replica cached about it (so the
-    /// caller's next request never sees the old answer), then records it, before the answer leaves.
-    pub async fn done(
-        self,
-        state: &AppState,
-        caller: &Caller,
-        reason: &str,
-    ) -> Result<(), ApiError> {
-        state.cache.changed(self.cache_change()).await;
-        self.record(state, caller, "allow", reason).await
-    }
-
-    /// What this change makes stale in the decision cache.
-    fn cache_change(&self) -> crate::store::CacheChange {
-        use crate::store::CacheChange;
-        match (self.operation, self.bucket) {
-            ("CREATE_GRANT" | "DELETE_GRANT", Some(bucket)) => CacheChange::grant(bucket),
-            ("CREATE_BUCKET" | "DELETE_BUCKET", Some(bucket)) => CacheChange::bucket(bucket),
-            // Projects and members reach into every bucket of the project (and anything new
-            // falls here too): drop every cached decision.
-            _ => CacheChange::members(),
-        }
-    }
-
-    /// Records that the change was refused and why: the why goes to the audit, never to the caller.
-    pub async fn refused(
-        self,
-        state: &AppState,
-        caller: &Caller,
-        reason: &str,
-    ) -> Result<(), ApiError> {
-        self.record(state, caller, "deny", reason).await
-    }
-
-    async fn record(
-        self,
-        state: &AppState,
-        caller: &Caller,
-        decision: &'static str,
-        reason: &str,
-    ) -> Result<(), ApiError> {
-        state.metrics.decision(decision);
-        let event = crate::store::AuditEvent {
-            at: time::OffsetDateTime::now_utc(),
-            request_id: caller.request_id.clone(),
-            subject: Some(caller.principal.subject.clone()),
-            client: caller.principal.client.clone(),
-            action: self.action.as_str(),
-            bucket: self.bucket.map(str::to_owned),
-            object: self.object.map(str::to_owned),
-            method: Some(self.operation),
-            expires_at: None,
-            decision,
-            reason: if caller.admin {
-                format!("{reason} (storage admin)")
-            } else {
-                reason.to_owned()
-            },
-        };
-        Ok(state.audit.record(vec![event]).await?)
-    }
 }
 
 /// The request id that `SetRequestIdLayer` put on the request.
@@ -244,7 +161,7 @@ pub fn fuzz_request_bodies(data: &[u8]) {
             }
         }
     }
-    let _ = serde_json::from_slice::<sign::UploadPolicyRequest>(data);
+    let _ = serde_json::from_slice::<sign::upload_policy::UploadPolicyRequest>(data);
     let _ = serde_json::from_slice::<objects::PrefixRequest>(data);
     let _ = serde_json::from_slice::<buckets::NewBucketBody>(data);
     if let Ok(grant) = serde_json::from_slice::<grants::NewGrantBody>(data) {
@@ -256,44 +173,35 @@ pub fn fuzz_request_bodies(data: &[u8]) {
 
 /// Requests larger than this are refused, except batches.
 const BODY_LIMIT: usize = 256 * 1024;
-/// 10,000 sign requests with long names and metadata.
-const BATCH_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-/// All routes with their middleware.
+/// Every route, each declared once, with its OpenAPI description: a route cannot be served
+/// undocumented.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(me::routes())
+        .merge(sign::routes())
+        .merge(objects::routes())
+        .merge(buckets::routes())
+        .merge(grants::routes())
+        .merge(projects::routes())
+        .merge(health::routes())
+        .merge(metrics::routes())
+}
+
+/// The OpenAPI 3.1 document of [`router`].
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// All routes with their middleware, and `/openapi.json` describing them.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/me", get(me::me))
-        .route("/v1/sign", post(sign::sign))
+    let (routes, document) = routes().split_for_parts();
+    let document = Arc::new(document);
+    routes
         .route(
-            "/v1/sign/batch",
-            post(sign::batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+            "/openapi.json",
+            get(move || async move { axum::Json(document.as_ref().clone()) }),
         )
-        .route("/v1/upload-policy", post(sign::upload_policy))
-        .route("/v1/buckets", get(buckets::list).post(buckets::create))
-        .route(
-            "/v1/buckets/{bucket}",
-            get(buckets::get).delete(buckets::delete),
-        )
-        .route("/v1/buckets/{bucket}/objects", get(objects::list))
-        .route("/v1/sign/prefix", post(objects::sign_prefix))
-        .route(
-            "/v1/buckets/{bucket}/grants",
-            get(grants::list).post(grants::create),
-        )
-        .route(
-            "/v1/buckets/{bucket}/grants/{id}",
-            axum::routing::delete(grants::delete),
-        )
-        .route("/v1/projects", get(projects::list).post(projects::create))
-        .route("/v1/projects/{slug}", get(projects::get))
-        .route(
-            "/v1/projects/{slug}/members/{member}",
-            axum::routing::put(projects::put_member).delete(projects::delete_member),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::openapi))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

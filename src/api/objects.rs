@@ -1,18 +1,19 @@
 //! `GET /v1/buckets/{bucket}/objects` and `POST /v1/sign/prefix`: listing through GCS, filtered
 //! to what the caller may read, with backend prefixes never shown. No object byte passes here.
 
+use super::access::{Allowed, AuditTrail, BucketAccess, Granted};
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::gcs::{Gcs, ObjectInfo};
-use crate::policy::{Action, Decision, ObjectKey, ObjectPrefix, Scope, check_text};
+use crate::policy::{Action, ObjectKey, ObjectPrefix, Scope, check_text, check_ttl};
 use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
-use crate::store::{AccessContext, AuditEvent, BucketRecord};
+use crate::store::BucketRecord;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use axum::response::Response;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Listing parameters.
@@ -62,93 +63,77 @@ pub struct ManifestLine {
     pub expires_at: String,
 }
 
-/// A bucket the caller can see, its context, and the control plane to list it with.
+/// A bucket the caller may list, and the control plane to list it with.
 struct Listable<'a> {
     gcs: &'a Gcs,
-    record: BucketRecord,
-    context: Arc<AccessContext>,
+    access: BucketAccess<'a>,
 }
 
-async fn listable<'a>(
-    state: &'a AppState,
-    caller: &Caller,
-    bucket: &str,
-    prefix: &str,
-) -> Result<Listable<'a>, ApiError> {
-    ObjectPrefix::parse(prefix).map_err(|e| ApiError::bad_request("invalid_prefix", e))?;
-    let context = state.access_context(bucket, caller).await?;
-    let record = context.bucket.clone().ok_or(ApiError::NotFound)?;
-    let (class, level) = state.class_of(&record).ok_or(ApiError::Internal)?;
-    // Visible at all? (Any right on the bucket makes it visible.)
-    if let Decision::NotFound(_) = caller.decide(
-        state,
-        &record,
-        class,
-        level,
-        &context,
-        Action::Read,
-        Scope::Prefix(prefix),
-    ) {
-        return Err(ApiError::NotFound);
+impl<'a> Listable<'a> {
+    /// Authorizes listing `prefix` of `access`'s bucket (audited as `method`); the allowance
+    /// and the bucket's class, for what the operation checks next.
+    fn authorize(
+        state: &'a AppState,
+        access: BucketAccess<'a>,
+        trail: &mut AuditTrail<'_>,
+        prefix: &str,
+        method: &'static str,
+    ) -> Result<(Self, Allowed, u32), ApiError> {
+        ObjectPrefix::parse(prefix).map_err(|e| ApiError::bad_request("invalid_prefix", e))?;
+        let Granted { class, allowed, .. } = access.authorize_listing(trail, prefix, method)?;
+        let ttl_limit = state.ttl_limit(class);
+        let Some(gcs) = &state.gcs else {
+            tracing::error!(
+                "listing needs a storage control plane (BROKER_STORAGE_ENDPOINT or a service-account key)"
+            );
+            return Err(allowed.refuse(
+                trail,
+                "no storage control plane".into(),
+                ApiError::Unavailable,
+            ));
+        };
+        Ok((Self { gcs, access }, allowed, ttl_limit))
     }
-    let Some(gcs) = &state.gcs else {
-        tracing::error!(
-            "listing needs a storage control plane (BROKER_STORAGE_ENDPOINT or a service-account key)"
-        );
-        return Err(ApiError::Unavailable);
-    };
-    Ok(Listable {
-        gcs,
-        record,
-        context,
-    })
-}
 
-impl Listable<'_> {
+    fn record(&self) -> Result<&BucketRecord, ApiError> {
+        self.access.record().ok_or(ApiError::Internal)
+    }
+
     /// One page from GCS, as logical names the caller may read.
     async fn page(
         &self,
-        state: &AppState,
-        caller: &Caller,
         prefix: &str,
         start_after: Option<&str>,
         token: Option<&str>,
     ) -> Result<(Vec<ObjectInfo>, Option<String>), ApiError> {
-        let backend_prefix = format!("{}{prefix}", self.record.backend_prefix);
-        let start = start_after.map(|after| format!("{}{after}", self.record.backend_prefix));
+        let record = self.record()?;
+        let backend_prefix = format!("{}{prefix}", record.backend_prefix);
+        let start = start_after.map(|after| format!("{}{after}", record.backend_prefix));
         let page = self
             .gcs
             .list_from(
-                &self.record.backend_bucket,
+                &record.backend_bucket,
                 &backend_prefix,
                 start.as_deref(),
                 token,
             )
             .await
-            .map_err(|e| ApiError::from_storage(&e, &self.record.name))?;
-        let (class, level) = state.class_of(&self.record).ok_or(ApiError::Internal)?;
+            .map_err(|e| ApiError::from_storage(&e, &record.name))?;
         let readable = page
             .items
             .into_iter()
             .filter_map(|mut object| {
                 object.name = object
                     .name
-                    .strip_prefix(self.record.backend_prefix.as_str())?
+                    .strip_prefix(record.backend_prefix.as_str())?
                     .to_owned();
                 // startOffset includes the name itself.
                 if start_after.is_some_and(|after| object.name.as_str() <= after) {
                     return None;
                 }
-                let decision = caller.decide(
-                    state,
-                    &self.record,
-                    class,
-                    level,
-                    &self.context,
-                    Action::Read,
-                    Scope::Object(&object.name),
-                );
-                matches!(decision, Decision::Allow(_)).then_some(object)
+                self.access
+                    .permits(Action::Read, Scope::Object(&object.name))
+                    .then_some(object)
             })
             .collect();
         Ok((readable, page.next_page_token))
@@ -175,7 +160,16 @@ pub async fn list(
     Path(bucket): Path<String>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ObjectList>, ApiError> {
-    let listable = listable(&state, &caller, &bucket, &query.prefix).await?;
+    let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
+    let mut trail = AuditTrail::new(&state, &caller);
+    let listable = match Listable::authorize(&state, access, &mut trail, &query.prefix, "LIST") {
+        Ok((listable, allowed, _)) => {
+            allowed.done(&mut trail);
+            trail.commit().await?;
+            listable
+        }
+        Err(error) => return Err(trail.fail(error).await),
+    };
     // Page tokens are storage's own, sealed: they reveal nothing (storage's may be the name of
     // an object the caller cannot see) and work only for the listing that gave them.
     let subject = &caller.principal.subject;
@@ -189,13 +183,7 @@ pub async fn list(
         None => None,
     };
     let (objects, next) = listable
-        .page(
-            &state,
-            &caller,
-            &query.prefix,
-            None,
-            backend_token.as_deref(),
-        )
+        .page(&query.prefix, None, backend_token.as_deref())
         .await?;
     let next_page_token = match next {
         Some(next) => Some(state.page_tokens().await?.seal(
@@ -230,22 +218,41 @@ pub async fn sign_prefix(
         check_text("start_after", after)
             .map_err(|e| ApiError::bad_request("invalid_object_name", e))?;
     }
-    let listable = listable(&state, &caller, &request.bucket, &request.prefix).await?;
-    let (class, _) = state.class_of(&listable.record).ok_or(ApiError::Internal)?;
-    if let Some(detail) = super::sign::ttl_too_long(ttl, super::sign::ttl_limit(&state, class)) {
-        return Err(ApiError::bad_request("ttl_exceeds_limit", detail));
-    }
-    let backend =
-        BucketName::parse(&listable.record.backend_bucket).map_err(|_| ApiError::Internal)?;
-    let (record, context) = (listable.record.clone(), listable.context.clone());
+    let access = BucketAccess::resolve(&state, &caller, &request.bucket).await?;
+    let mut trail = AuditTrail::new(&state, &caller);
+    let authorized = Listable::authorize(
+        &state,
+        access.clone(),
+        &mut trail,
+        &request.prefix,
+        "MANIFEST",
+    )
+    .and_then(
+        |(listable, allowed, ttl_limit)| match check_ttl(ttl, ttl_limit) {
+            Ok(()) => Ok((listable, allowed)),
+            Err(limit) => Err(allowed.exceeds(&mut trail, limit)),
+        },
+    );
+    let backend = match authorized {
+        Ok((listable, allowed)) => {
+            let backend = listable
+                .record()
+                .and_then(|r| BucketName::parse(&r.backend_bucket).map_err(|_| ApiError::Internal));
+            allowed.done(&mut trail);
+            trail.commit().await?;
+            backend?
+        }
+        Err(error) => return Err(trail.fail(error).await),
+    };
+    let context = access.context();
+    drop(access);
     // One page in flight: the stream waits for the client before listing on.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
         let Some(gcs) = &state.gcs else { return };
         let listable = Listable {
             gcs,
-            record,
-            context,
+            access: BucketAccess::with_context(&state, &caller, &request.bucket, context),
         };
         let mut token: Option<String> = None;
         loop {
@@ -291,13 +298,7 @@ async fn manifest_page(
     token: Option<&str>,
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
     let (objects, next) = listable
-        .page(
-            state,
-            caller,
-            &request.prefix,
-            request.start_after.as_deref(),
-            token,
-        )
+        .page(&request.prefix, request.start_after.as_deref(), token)
         .await?;
     // Each object keeps its own request: a name the broker will not sign (a control character,
     // a dot segment a client would resolve to another object, too long with the backend
@@ -305,7 +306,7 @@ async fn manifest_page(
     let mut signable = Vec::with_capacity(objects.len());
     let mut unsignable = Vec::new();
     for object in objects {
-        let full = format!("{}{}", listable.record.backend_prefix, object.name);
+        let full = format!("{}{}", listable.record()?.backend_prefix, object.name);
         match ObjectKey::parse(&object.name)
             .map_err(|e| e.to_string())
             .and_then(|_| ObjectName::parse(&full).map_err(|e| e.to_string()))
@@ -332,23 +333,22 @@ async fn manifest_page(
             lines.push(b'\n');
         }
     }
-    let mut audits = Vec::with_capacity(signable.len());
+    let mut trail = AuditTrail::new(state, caller);
     let mut rendered = Vec::with_capacity(signable.len());
     for ((object, _), signed) in signable.into_iter().zip(signed) {
         let signed = signed?;
-        audits.push(AuditEvent {
-            at: OffsetDateTime::now_utc(),
-            request_id: caller.request_id.clone(),
-            subject: Some(caller.principal.subject.clone()),
-            client: caller.principal.client.clone(),
-            action: Action::Read.as_str(),
-            bucket: Some(listable.record.name.clone()),
-            object: Some(object.name.clone()),
-            method: Some("GET"),
-            expires_at: Some(signed.expires_at),
-            decision: "allow",
-            reason: "prefix manifest".into(),
-        });
+        // Each URL is authorized, and recorded, on its own (the listing kept only these).
+        let granted =
+            listable
+                .access
+                .authorize(&mut trail, Action::Read, Scope::Object(&object.name), "GET");
+        match granted {
+            Ok(granted) => granted
+                .allowed
+                .noting("prefix manifest")
+                .signed(&mut trail, signed.expires_at),
+            Err(_) => continue,
+        }
         rendered.push(ManifestLine {
             size: object.size.as_deref().and_then(|s| s.parse().ok()),
             object: object.name,
@@ -357,7 +357,7 @@ async fn manifest_page(
         });
     }
     // The page's rows are committed before any of its URLs is written.
-    state.audit.record(audits).await?;
+    trail.commit().await?;
     for line in rendered {
         state.metrics.url_signed("GET");
         if serde_json::to_writer(&mut lines, &line).is_ok() {
@@ -365,4 +365,11 @@ async fn manifest_page(
         }
     }
     Ok((lines, next))
+}
+
+/// `/v1/buckets/{bucket}/objects` and `/v1/sign/prefix`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(sign_prefix))
 }

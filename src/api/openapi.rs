@@ -1,38 +1,15 @@
-//! `GET /openapi.json`: the API description, generated from the handlers and types.
+//! The API description's frame (title, security scheme); each resource module adds its routes
+//! (`routes()`), and [`super::router`] serves the whole as `GET /openapi.json`.
 
-use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "storage-broker", description = "Signed-URL authorization broker for Google Cloud Storage"),
-    paths(
-        super::me::me,
-        super::sign::sign,
-        super::sign::batch,
-        super::sign::upload_policy,
-        super::buckets::list,
-        super::objects::list,
-        super::objects::sign_prefix,
-        super::buckets::create,
-        super::buckets::get,
-        super::buckets::delete,
-        super::grants::list,
-        super::grants::create,
-        super::grants::delete,
-        super::projects::create,
-        super::projects::list,
-        super::projects::get,
-        super::projects::put_member,
-        super::projects::delete_member,
-        super::health::healthz,
-        super::health::readyz,
-        super::metrics::metrics,
-    ),
     modifiers(&Bearer)
 )]
-struct ApiDoc;
+pub(super) struct ApiDoc;
 
 struct Bearer;
 
@@ -49,14 +26,4 @@ impl Modify for Bearer {
             ),
         );
     }
-}
-
-/// The OpenAPI 3.1 document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
-/// The OpenAPI document.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
 }

@@ -1,6 +1,7 @@
 //! Projects and their members: `/v1/projects`, `/v1/projects/{slug}`,
 //! `/v1/projects/{slug}/members/{member}`.
 
+use super::access::{AuditTrail, Operation, authorize_member_change};
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::policy::{Action, Actions, ProjectSlug, REQUIRED_ROLES, control_character};
 use crate::signing::rfc3339_seconds;
@@ -9,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// A project to create.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -132,14 +134,18 @@ pub async fn create(
             detail: format!("project {:?} exists", slug.as_str()),
         });
     };
-    super::Change {
+    // Any signed-in caller may make a project (and owns it).
+    let trail = AuditTrail::new(&state, &caller);
+    let operation = Operation {
         action: Action::Admin,
         bucket: None,
         object: Some(slug.as_str()),
-        operation: "CREATE_PROJECT",
-    }
-    .done(&state, &caller, "created")
-    .await?;
+        method: "CREATE_PROJECT",
+    };
+    trail
+        .allow(&operation, "any signed-in caller".into())
+        .changed(trail, "created")
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(view(project, Some("owner".into()), None)),
@@ -193,45 +199,6 @@ pub async fn get(
     Ok(Json(view(project, role, Some(members))))
 }
 
-/// Checks that the caller may manage `slug`'s members and give `role`; audits a refusal.
-async fn may_share(
-    state: &AppState,
-    caller: &Caller,
-    slug: &str,
-    member: &str,
-    role: Option<&str>,
-) -> Result<(), ApiError> {
-    let (standing_role, actions) = standing(state, caller, slug).await?;
-    if standing_role.is_none() && !caller.admin {
-        return Err(ApiError::NotFound);
-    }
-    let operation = if role.is_some() {
-        "PUT_MEMBER"
-    } else {
-        "DELETE_MEMBER"
-    };
-    let change = super::Change {
-        action: Action::Share,
-        bucket: None,
-        object: Some(member),
-        operation,
-    };
-    if !caller.admin && !actions.contains(Action::Share) {
-        let reason = format!("no share right in project {slug}");
-        change.refused(state, caller, &reason).await?;
-        return Err(ApiError::Forbidden);
-    }
-    if let Some(role) = role
-        && !caller.admin
-        && !actions.covers(state.policies.roles.actions(role))
-    {
-        let reason = format!("cannot give {role}: more than the caller holds in {slug}");
-        change.refused(state, caller, &reason).await?;
-        return Err(ApiError::Forbidden);
-    }
-    Ok(())
-}
-
 /// The member key of `member` as the path gives it: `user:<sub>` or `group:<path>`, and a bare
 /// subject is a user's. Users and groups live in separate key spaces: a user whose subject reads
 /// `group:/x` is `user:group:/x`, never the group.
@@ -274,32 +241,28 @@ pub async fn put_member(
             "role: viewer, editor or owner",
         ));
     }
-    may_share(&state, &caller, &slug, &member, Some(&body.role)).await?;
-    match state
+    let mut trail = AuditTrail::new(&state, &caller);
+    let allowed = match authorize_member_change(&mut trail, &slug, &member, Some(&body.role)).await
+    {
+        Ok(allowed) => allowed,
+        Err(error) => return Err(trail.fail(error).await),
+    };
+    let changed = state
         .store
         .put_member(&slug, &member, &body.role, &caller.principal.subject)
-        .await?
-    {
-        MemberChange::Done => {}
-        MemberChange::LastOwner => {
-            return Err(ApiError::Conflict {
-                code: "last_owner",
-                detail: "a project keeps at least one owner".into(),
-            });
-        }
-        MemberChange::NoProject | MemberChange::NotAMember => {
-            return Err(project_not_found(&slug));
-        }
+        .await
+        .map_err(ApiError::from)
+        .and_then(|change| match change {
+            MemberChange::Done => Ok(()),
+            MemberChange::LastOwner => Err(last_owner()),
+            MemberChange::NoProject | MemberChange::NotAMember => Err(project_not_found(&slug)),
+        });
+    if let Err(error) = changed {
+        let reason = format!("not changed: {}", error.detail());
+        return Err(allowed.fail(trail, reason, error).await);
     }
-    let reason = format!("{member} is {} in {slug}", body.role);
-    super::Change {
-        action: Action::Share,
-        bucket: None,
-        object: Some(&member),
-        operation: "PUT_MEMBER",
-    }
-    .done(&state, &caller, &reason)
-    .await?;
+    let what = format!("{member} is {} in {slug}", body.role);
+    allowed.changed(trail, &what).await?;
     let added = state
         .store
         .members(&slug)
@@ -327,29 +290,39 @@ pub async fn delete_member(
     Path((slug, member)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let member = member_key(&member)?;
-    may_share(&state, &caller, &slug, &member, None).await?;
-    match state.store.remove_member(&slug, &member).await? {
-        MemberChange::Done => {
-            let reason = format!("{member} removed from {slug}");
-            super::Change {
-                action: Action::Share,
-                bucket: None,
-                object: Some(&member),
-                operation: "DELETE_MEMBER",
-            }
-            .done(&state, &caller, &reason)
-            .await?;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        MemberChange::NoProject => Err(project_not_found(&slug)),
-        MemberChange::NotAMember => Err(ApiError::Missing {
-            code: "member_not_found",
-            detail: format!("{member} is not a member of {slug}"),
-        }),
-        MemberChange::LastOwner => Err(ApiError::Conflict {
-            code: "last_owner",
-            detail: "a project keeps at least one owner".into(),
-        }),
+    let mut trail = AuditTrail::new(&state, &caller);
+    let allowed = match authorize_member_change(&mut trail, &slug, &member, None).await {
+        Ok(allowed) => allowed,
+        Err(error) => return Err(trail.fail(error).await),
+    };
+    let removed = state
+        .store
+        .remove_member(&slug, &member)
+        .await
+        .map_err(ApiError::from)
+        .and_then(|change| match change {
+            MemberChange::Done => Ok(()),
+            MemberChange::NoProject => Err(project_not_found(&slug)),
+            MemberChange::NotAMember => Err(ApiError::Missing {
+                code: "member_not_found",
+                detail: format!("{member} is not a member of {slug}"),
+            }),
+            MemberChange::LastOwner => Err(last_owner()),
+        });
+    if let Err(error) = removed {
+        let reason = format!("not removed: {}", error.detail());
+        return Err(allowed.fail(trail, reason, error).await);
+    }
+    allowed
+        .changed(trail, &format!("{member} removed from {slug}"))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn last_owner() -> ApiError {
+    ApiError::Conflict {
+        code: "last_owner",
+        detail: "a project keeps at least one owner".into(),
     }
 }
 
@@ -359,4 +332,12 @@ fn project_not_found(slug: &str) -> ApiError {
         code: "project_not_found",
         detail: format!("no project {slug:?}"),
     }
+}
+
+/// `/v1/projects`, `/v1/projects/{slug}` and its members.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get))
+        .routes(routes!(put_member, delete_member))
 }

@@ -292,7 +292,7 @@ pub fn held_until(
 }
 
 /// What the caller's memberships of `project` give them, if they are a member.
-fn member_actions(caller: &Caller<'_>, roles: &Roles, project: &str) -> Option<Actions> {
+pub(super) fn member_actions(caller: &Caller<'_>, roles: &Roles, project: &str) -> Option<Actions> {
     caller
         .memberships
         .iter()
@@ -1053,6 +1053,117 @@ mod tests {
             let bucket = BucketFacts { owner: owner.as_deref(), project: project.as_deref(), classification, read_only };
             let scope = if as_prefix { Scope::Prefix(&object) } else { Scope::Object(&object) };
             let got = decide(&caller, &bucket, &gs, &roles(), action, scope, NOW);
+            prop_assert_eq!(got.outcome(), expected, "{:?}", got);
+        }
+    }
+
+    /// The rights a caller holds without any grant: as storage admin, owner, or member.
+    fn standing_actions(
+        sub: &str,
+        memberships: &[(String, String)],
+        admin: bool,
+        owner: Option<&str>,
+        project: Option<&str>,
+    ) -> Vec<Action> {
+        let role_actions = |role: &str| -> Vec<Action> {
+            match role {
+                "viewer" => vec![Action::Read],
+                "editor" => vec![Action::Read, Action::Write, Action::Delete],
+                "owner" => Action::ALL.to_vec(),
+                _ => vec![],
+            }
+        };
+        if admin {
+            return Action::ALL.to_vec();
+        }
+        let mut held = Vec::new();
+        if owner == Some(sub) {
+            held.extend(role_actions("owner"));
+        }
+        for (p, r) in memberships {
+            if Some(p.as_str()) == project {
+                held.extend(role_actions(r));
+            }
+        }
+        held
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5_000, ..ProptestConfig::default() })]
+
+        /// Grant creation and member changes, against the same model: a grant of a role is
+        /// allowed when the model allows every action of it on the scope; for half an hour
+        /// (inside every held grant's hour), that is all; for two hours, each action must also be
+        /// held without grants. A member change is allowed to admins, and to members holding
+        /// `share` who give no more than they hold.
+        #[test]
+        fn grant_creation_and_member_changes_agree_with_the_model(
+            sub in small(),
+            groups in proptest::collection::vec(small(), 0..3),
+            memberships in proptest::collection::vec((small(), prop_oneof![Just("viewer"), Just("editor"), Just("owner"), Just("ghost")]), 0..3),
+            admin in proptest::bool::weighted(0.1),
+            owner in proptest::option::of(small()),
+            project in proptest::option::of(small()),
+            read_only in proptest::bool::weighted(0.2),
+            grants in proptest::collection::vec((
+                object(),
+                prop_oneof![
+                    small().prop_map(|s| format!("user:{s}")),
+                    small().prop_map(|s| format!("group:{s}")),
+                    small().prop_map(|s| format!("project:{s}")),
+                    Just("authenticated".to_owned()),
+                ],
+                prop_oneof![Just("viewer"), Just("editor"), Just("owner")],
+                any::<bool>(),
+                any::<bool>(),
+            ), 0..4),
+            role in prop_oneof![Just("viewer"), Just("editor"), Just("owner")],
+            object in object(),
+            as_prefix in any::<bool>(),
+            managed in small(),
+            given in proptest::option::of(prop_oneof![Just("viewer"), Just("editor"), Just("owner")]),
+        ) {
+            let memberships: Vec<(String, String)> = memberships.into_iter().map(|(p, r)| (p, r.to_owned())).collect();
+            let grants: Vec<(String, String, String, bool, bool)> = grants.into_iter().map(|(p, who, r, e, x)| (p, who, r.to_owned(), e, x)).collect();
+            let role_actions: Vec<Action> = roles().actions(role).iter().collect();
+            let every_action_allowed = role_actions.iter().all(|a| {
+                reference(&sub, &groups, &memberships, admin, 0, owner.as_deref(), project.as_deref(),
+                    0, read_only, &grants, *a, &object, as_prefix) == "allow"
+            });
+            let standing = standing_actions(&sub, &memberships, admin, owner.as_deref(), project.as_deref());
+            let held_for_good = role_actions.iter().all(|a| standing.contains(a));
+
+            let principals = principals(&sub, &groups.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+            let ms: Vec<Membership> = memberships.iter().map(|(p, r)| Membership { project: p.clone(), role: r.clone() }).collect();
+            let gs: Vec<Grant> = grants.iter().map(|(p, who, r, expired, exact)| {
+                let expires = if *expired { NOW - time::Duration::seconds(1) } else { NOW + time::Duration::hours(1) };
+                Grant { exact: *exact, ..grant(p, who, r, Some(expires)) }
+            }).collect();
+            let caller = Caller { subject: &sub, principals: &principals, memberships: &ms, clearance: 0, admin };
+            let bucket = BucketFacts { owner: owner.as_deref(), project: project.as_deref(), classification: 0, read_only };
+            let scope = if as_prefix { Scope::Prefix(&object) } else { Scope::Object(&object) };
+            let half_hour = crate::policy::may_grant(&caller, &bucket, &gs, &roles(), role, scope,
+                Some(NOW + time::Duration::minutes(30)), NOW);
+            prop_assert_eq!(half_hour.is_ok(), every_action_allowed, "{:?}", half_hour);
+            let two_hours = crate::policy::may_grant(&caller, &bucket, &gs, &roles(), role, scope,
+                Some(NOW + time::Duration::hours(2)), NOW);
+            prop_assert_eq!(two_hours.is_ok(), every_action_allowed && held_for_good, "{:?}", two_hours);
+
+            let member_of: Vec<Action> = memberships.iter().filter(|(p, _)| *p == managed)
+                .flat_map(|(_, r)| roles().actions(r).iter().collect::<Vec<_>>()).collect();
+            let is_member = memberships.iter().any(|(p, _)| *p == managed);
+            let expected = if admin {
+                "allow"
+            } else if !is_member {
+                "not_found"
+            } else if !member_of.contains(&Action::Share)
+                || given.is_some_and(|g| roles().actions(g).iter().any(|a| !member_of.contains(&a)))
+            {
+                "deny"
+            } else {
+                "allow"
+            };
+            let got = crate::policy::may_change_members(&caller, &roles(), &managed, given);
             prop_assert_eq!(got.outcome(), expected, "{:?}", got);
         }
     }

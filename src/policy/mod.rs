@@ -3,6 +3,8 @@
 mod action;
 mod classes;
 mod decision;
+mod limits;
+mod management;
 mod names;
 mod roles;
 
@@ -11,6 +13,10 @@ pub use classes::{BucketClass, Classes, Release};
 pub use decision::{
     BucketFacts, Caller, Decision, Grant, GrantPrincipal, Holding, Membership, Scope, decide,
     held_until,
+};
+pub use limits::{LimitExceeded, check_ttl, check_upload, ttl_limit};
+pub use management::{
+    GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant, project_standing,
 };
 pub use names::{
     LogicalBucketName, MAX_OBJECT_KEY_BYTES, ObjectKey, ObjectPrefix, ProjectSlug, check_text,

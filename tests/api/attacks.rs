@@ -821,7 +821,7 @@ async fn a_prefix_manifest_never_pairs_a_name_with_another_objects_url() {
     assert_eq!(signed, 3, "{lines:?}");
     assert_eq!(lines.len(), 5);
     let audited: Vec<String> = sqlx::query_scalar(
-        "SELECT object FROM audit_events WHERE subject = 'alice' AND reason = 'prefix manifest' ORDER BY object",
+        "SELECT object FROM audit_events WHERE subject = 'alice' AND method = 'GET' AND reason LIKE 'prefix manifest; %' ORDER BY object",
     )
     .fetch_all(&app.pool)
     .await

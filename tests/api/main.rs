@@ -3,6 +3,7 @@
 
 mod attacks;
 mod auth;
+mod authorize;
 mod batch;
 mod consistency;
 mod cors;

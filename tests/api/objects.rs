@@ -106,8 +106,8 @@ async fn upload_list_prefix_sign_download() {
     }
     assert_eq!(
         app.audit_count("allow").await,
-        3 + 3,
-        "three uploads and three manifest URLs"
+        3 + 1 + 1 + 3,
+        "three uploads, the listing, the manifest and its three URLs"
     );
 
     // Bob sees only what a grant opens to him.
@@ -254,8 +254,8 @@ async fn fetch_manifest_writes_resumes_and_explains_refusals() {
     );
     assert_eq!(
         app.audit_count("allow").await - before,
-        20,
-        "only the missing 20 were signed again"
+        1 + 20,
+        "the resumed manifest, and only the missing 20 signed again"
     );
 
     // --objects mode.

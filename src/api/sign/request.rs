@@ -1,0 +1,207 @@
+//! What a sign request says, and the checks it passes before anything is decided: names parse,
+//! the method is known, fields fit the method, values cannot smuggle headers.
+
+use super::DEFAULT_TTL;
+use crate::api::ApiError;
+use crate::policy::{Action, LogicalBucketName, ObjectKey, check_text, control_character};
+use crate::signing::{Expiry, Method};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A request for one signed URL.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// Logical bucket, e.g. `u-alice`.
+    pub bucket: String,
+    /// Object name within the bucket.
+    pub object: String,
+    /// `GET`, `HEAD`, `PUT`, `DELETE` or `RESUMABLE` (starts a resumable upload).
+    pub method: String,
+    /// Seconds; default 900, at most the bucket class's limit.
+    pub expires_in: Option<i64>,
+    /// Uploads: the content type the client must send.
+    pub content_type: Option<String>,
+    /// Uploads: the base64 MD5 the client must send.
+    pub content_md5: Option<String>,
+    /// Uploads: the largest size accepted, in bytes.
+    pub max_size: Option<u64>,
+    /// Uploads: `x-goog-meta-*` metadata the client must send.
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Downloads: override the response's Content-Type.
+    pub response_content_type: Option<String>,
+    /// Downloads: override the response's Content-Disposition.
+    pub response_content_disposition: Option<String>,
+}
+
+/// A signed URL and how to use it.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SignResponse {
+    pub url: String,
+    /// As requested: GET, HEAD, PUT, DELETE or RESUMABLE (sent as POST).
+    pub method: String,
+    /// Headers the client must send with exactly these values.
+    pub headers: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
+/// The methods of the API and what they mean for signing and deciding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ApiMethod {
+    Get,
+    Head,
+    Put,
+    Delete,
+    Resumable,
+}
+
+impl ApiMethod {
+    pub(super) fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "GET" => Ok(Self::Get),
+            "HEAD" => Ok(Self::Head),
+            "PUT" => Ok(Self::Put),
+            "DELETE" => Ok(Self::Delete),
+            "RESUMABLE" => Ok(Self::Resumable),
+            other => Err(ApiError::bad_request(
+                "invalid_method",
+                format!("method {other:?}: expected GET, HEAD, PUT, DELETE or RESUMABLE"),
+            )),
+        }
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Put => "PUT",
+            Self::Delete => "DELETE",
+            Self::Resumable => "RESUMABLE",
+        }
+    }
+
+    pub(super) fn signing(self) -> Method {
+        match self {
+            Self::Get => Method::Get,
+            Self::Head => Method::Head,
+            Self::Put => Method::Put,
+            Self::Delete => Method::Delete,
+            Self::Resumable => Method::Post,
+        }
+    }
+
+    pub(super) fn action(self) -> Action {
+        match self {
+            Self::Get | Self::Head => Action::Read,
+            Self::Put | Self::Resumable => Action::Write,
+            Self::Delete => Action::Delete,
+        }
+    }
+
+    pub(super) fn uploads(self) -> bool {
+        matches!(self, Self::Put | Self::Resumable)
+    }
+}
+
+/// A sign request whose fields parse; not yet authorized.
+pub(in crate::api) struct Checked {
+    pub(super) bucket: LogicalBucketName,
+    pub(super) object: ObjectKey,
+    pub(super) method: ApiMethod,
+    pub(super) ttl: i64,
+    pub(super) request: SignRequest,
+}
+
+pub(in crate::api) fn check(
+    request: SignRequest,
+    default_ttl: Option<i64>,
+) -> Result<Checked, ApiError> {
+    let bucket = LogicalBucketName::parse(&request.bucket)
+        .map_err(|e| ApiError::bad_request("invalid_bucket_name", e))?;
+    let object = ObjectKey::parse(&request.object)
+        .map_err(|e| ApiError::bad_request("invalid_object_name", e))?;
+    let method = ApiMethod::parse(&request.method)?;
+    let ttl = request.expires_in.or(default_ttl).unwrap_or(DEFAULT_TTL);
+    Expiry::from_secs(ttl)?;
+    let upload_only = [
+        ("content_type", request.content_type.is_some()),
+        ("content_md5", request.content_md5.is_some()),
+        ("max_size", request.max_size.is_some()),
+        ("metadata", request.metadata.is_some()),
+    ];
+    if let Some((field, _)) = upload_only
+        .iter()
+        .find(|(_, set)| *set)
+        .filter(|_| !method.uploads())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("{field} applies to PUT and RESUMABLE only"),
+        ));
+    }
+    if let Some(md5) = &request.content_md5 {
+        // Content-MD5 is the base64 of the 16-byte digest (RFC 1864); storage refuses anything
+        // else only after the bytes were sent.
+        use base64::Engine;
+        let digest = base64::engine::general_purpose::STANDARD.decode(md5);
+        if !digest.is_ok_and(|d| d.len() == 16) {
+            return Err(ApiError::bad_request(
+                "invalid_content_md5",
+                "content_md5: the base64 of the object's 16-byte MD5 digest, e.g. \"1B2M2Y8AsgTpgAmY7PhCfg==\"",
+            ));
+        }
+    }
+    // Values that become headers or stored metadata: no control characters (a CR LF would
+    // smuggle a header). Named only when refused, so the usual request allocates nothing here.
+    let fields = [
+        ("content_type", &request.content_type),
+        ("response_content_type", &request.response_content_type),
+        (
+            "response_content_disposition",
+            &request.response_content_disposition,
+        ),
+    ];
+    for (field, value) in fields {
+        if let Some(value) = value {
+            check_text(field, value).map_err(|e| ApiError::bad_request("invalid_request", e))?;
+        }
+    }
+    for (key, value) in request.metadata.iter().flatten() {
+        if control_character(value).is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("metadata {key:?}: control characters are not allowed"),
+            ));
+        }
+    }
+    for key in request.metadata.iter().flat_map(BTreeMap::keys) {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                format!("metadata key {key:?}: use a-z, 0-9, '-' and '_'"),
+            ));
+        }
+    }
+    let download_only = [
+        request.response_content_type.is_some(),
+        request.response_content_disposition.is_some(),
+    ];
+    if download_only.iter().any(|set| *set) && !matches!(method, ApiMethod::Get | ApiMethod::Head) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "response_* overrides apply to GET and HEAD only",
+        ));
+    }
+    Ok(Checked {
+        bucket,
+        object,
+        method,
+        ttl,
+        request,
+    })
+}

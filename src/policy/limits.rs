@@ -1,0 +1,215 @@
+//! A bucket class's limits on what may be signed for it: URL lifetime, upload size, content type.
+//! Checked after [`decide`](super::decide) allowed the request; a request beyond a limit is a
+//! denial the audit records, answered 400 with the limit's `code`.
+
+use super::BucketClass;
+
+/// A limit of the bucket's class that a request goes beyond.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("expires_in {asked} is above this bucket's limit of {limit} seconds")]
+    Ttl { asked: i64, limit: u32 },
+    #[error("content type {0:?} is not allowed here")]
+    ContentType(String),
+    #[error("this bucket needs a content_type for uploads")]
+    ContentTypeRequired,
+    #[error("max_size {asked} is above this bucket's limit of {limit} bytes")]
+    MaxSize { asked: u64, limit: u64 },
+}
+
+impl LimitExceeded {
+    /// The problem `code` the API answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Ttl { .. } => "ttl_exceeds_limit",
+            Self::ContentType(_) => "content_type_not_allowed",
+            Self::ContentTypeRequired => "content_type_required",
+            Self::MaxSize { .. } => "max_size_exceeds_limit",
+        }
+    }
+}
+
+/// The longest lifetime a URL for a bucket of `class` may have: the class's limit, and never
+/// above what the signer can give (`signer_max`: 7 days with a key, 12 hours keyless).
+pub fn ttl_limit(class: &BucketClass, signer_max: u32) -> u32 {
+    class.max_ttl.as_secs().min(signer_max)
+}
+
+/// Refuses a lifetime of `asked` seconds above `limit`.
+pub fn check_ttl(asked: i64, limit: u32) -> Result<(), LimitExceeded> {
+    if asked > i64::from(limit) {
+        return Err(LimitExceeded::Ttl { asked, limit });
+    }
+    Ok(())
+}
+
+/// Checks an upload's content type and size against `class`; the size limit the upload is
+/// signed with: the one asked for, else the class's, else none.
+pub fn check_upload(
+    class: &BucketClass,
+    content_type: Option<&str>,
+    max_size: Option<u64>,
+) -> Result<Option<u64>, LimitExceeded> {
+    match content_type {
+        Some(ct) if !class.allows_content_type(ct) => {
+            return Err(LimitExceeded::ContentType(ct.to_owned()));
+        }
+        // A class that allows any type allows an upload that names none.
+        None if !class.allows_content_type("x-unspecified/x-unspecified") => {
+            return Err(LimitExceeded::ContentTypeRequired);
+        }
+        _ => {}
+    }
+    match (max_size, class.max_object_size) {
+        (Some(asked), Some(limit)) if asked > limit => Err(LimitExceeded::MaxSize { asked, limit }),
+        (asked, limit) => Ok(asked.or(limit)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Classes;
+
+    fn class(content_types: &str, max_size: Option<u64>) -> BucketClass {
+        let max = max_size.map_or(String::new(), |m| format!("max_object_size = {m}\n"));
+        let toml = format!(
+            r#"
+            levels = ["internal"]
+            [classes.personal]
+            backend_bucket = "bucket-b"
+            prefix = "u/{{owner}}/"
+            max_ttl_seconds = 60
+            content_types = ["*/*"]
+            classification = "internal"
+            release = "delete"
+            [classes.c]
+            backend_bucket = "bucket-b"
+            prefix = "p/{{project}}/"
+            max_ttl_seconds = 3600
+            content_types = [{content_types}]
+            classification = "internal"
+            release = "retain"
+            {max}"#
+        );
+        Classes::parse(&toml)
+            .expect("test class")
+            .get("c")
+            .expect("class c")
+            .clone()
+    }
+
+    #[test]
+    fn ttl() {
+        let hour = class(r#""*/*""#, None);
+        let cases = [
+            ("the class's limit", 3600, 604_800, Ok(())),
+            ("one above", 3601, 604_800, Err(3600)),
+            ("the signer's lower limit binds", 3600, 1800, Err(1800)),
+            ("one second", 1, 1800, Ok(())),
+        ];
+        for (name, asked, signer_max, want) in cases {
+            let limit = ttl_limit(&hour, signer_max);
+            let got = check_ttl(asked, limit);
+            let want = want.map_err(|limit| LimitExceeded::Ttl { asked, limit });
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn uploads() {
+        let images = class(r#""image/*", "application/pdf""#, Some(1000));
+        let anything = class(r#""*/*""#, None);
+        let cases: [(
+            &str,
+            &BucketClass,
+            Option<&str>,
+            Option<u64>,
+            Result<Option<u64>, LimitExceeded>,
+        ); 9] = [
+            (
+                "a listed family",
+                &images,
+                Some("image/png"),
+                None,
+                Ok(Some(1000)),
+            ),
+            (
+                "parameters and case aside",
+                &images,
+                Some("Application/PDF; charset=x"),
+                Some(10),
+                Ok(Some(10)),
+            ),
+            (
+                "an unlisted type",
+                &images,
+                Some("text/html"),
+                None,
+                Err(LimitExceeded::ContentType("text/html".into())),
+            ),
+            (
+                "no type where types are listed",
+                &images,
+                None,
+                None,
+                Err(LimitExceeded::ContentTypeRequired),
+            ),
+            ("no type where any goes", &anything, None, None, Ok(None)),
+            (
+                "not a type at all",
+                &images,
+                Some("image"),
+                None,
+                Err(LimitExceeded::ContentType("image".into())),
+            ),
+            (
+                "at the size limit",
+                &images,
+                Some("image/png"),
+                Some(1000),
+                Ok(Some(1000)),
+            ),
+            (
+                "above the size limit",
+                &images,
+                Some("image/png"),
+                Some(1001),
+                Err(LimitExceeded::MaxSize {
+                    asked: 1001,
+                    limit: 1000,
+                }),
+            ),
+            (
+                "no limit, none asked",
+                &anything,
+                Some("x/y"),
+                None,
+                Ok(None),
+            ),
+        ];
+        for (name, class, content_type, max_size, want) in cases {
+            assert_eq!(check_upload(class, content_type, max_size), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        let codes = [
+            LimitExceeded::Ttl { asked: 2, limit: 1 }.code(),
+            LimitExceeded::ContentType(String::new()).code(),
+            LimitExceeded::ContentTypeRequired.code(),
+            LimitExceeded::MaxSize { asked: 2, limit: 1 }.code(),
+        ];
+        assert_eq!(
+            codes,
+            [
+                "ttl_exceeds_limit",
+                "content_type_not_allowed",
+                "content_type_required",
+                "max_size_exceeds_limit"
+            ]
+        );
+    }
+}
