@@ -12,7 +12,9 @@ mod report;
 use helpers::{TestDb, repo};
 use std::process::Command;
 use std::time::Instant;
-use storage_broker::policy::{Action, BucketFacts, Caller, Policies, Scope, decide};
+use storage_broker::policy::{
+    Action, BucketFacts, Caller, GrantPrincipal, Policies, Scope, decide,
+};
 use storage_broker::store::Store;
 
 const SAMPLES: usize = 5_000;
@@ -126,6 +128,11 @@ async fn measure(size: &Size) -> Result<String, String> {
             format!("group:{}", groups[1]),
         ]
         .into();
+        let typed: Vec<GrantPrincipal> = principals
+            .iter()
+            .cloned()
+            .map(GrantPrincipal::from)
+            .collect();
         let started = Instant::now();
         let context = store
             .access_context(&bucket, &principals, &member_keys)
@@ -140,7 +147,7 @@ async fn measure(size: &Size) -> Result<String, String> {
         };
         let caller = Caller {
             subject: &user,
-            principals: &principals,
+            principals: &typed,
             memberships: &context.memberships,
             clearance: 0,
             admin: false,

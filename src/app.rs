@@ -7,7 +7,7 @@ use crate::gcs::Gcs;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
 use crate::signer::{SigningService, reload_keys};
-use crate::signing::{Algorithm, Endpoint, KeyFiles, Scheme, UrlSigner, UrlStyle};
+use crate::signing::{Algorithm, Endpoint, KeyFiles, UrlSigner, UrlStyle};
 use crate::store::{AuditLog, AuditWriters, DecisionCache, Store};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,11 +51,10 @@ impl Application {
     pub async fn build(config: &Config) -> Result<Self, StartError> {
         let policies = Policies::load(&config.policies_dir)
             .map_err(|e| start_error("BROKER_POLICIES_DIR", e))?;
-        let endpoint = match &config.storage_endpoint {
-            Some(url) => Endpoint::custom(url, Scheme::Https)
-                .map_err(|e| start_error("BROKER_STORAGE_ENDPOINT", e))?,
-            None => Endpoint::default(),
-        };
+        let endpoint = config
+            .storage_endpoint
+            .as_ref()
+            .map_or_else(Endpoint::default, |s| s.endpoint.clone());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -111,7 +110,7 @@ impl Application {
             clearance_claim: oidc.clearance_claim.clone(),
         };
         let gcs = match (&config.storage_endpoint, &key, &metadata) {
-            (Some(endpoint), _, _) => Some(Gcs::emulator(endpoint, http.clone())),
+            (Some(storage), _, _) => Some(Gcs::emulator(&storage.url, http.clone())),
             // The key read once for signing mints the control plane's tokens too, so that a
             // rotated key reaches both. An HMAC key cannot get OAuth tokens: no control plane.
             (None, Some(key), _) if key.signer.identity().algorithm == Algorithm::RsaSha256 => {

@@ -41,7 +41,9 @@ pub struct Caller {
     pub principal: Principal,
     /// `None` when it could not be made just now: only the endpoints that need it fail then.
     pub personal_bucket: Option<BucketRecord>,
-    /// `user:`, `group:`, `role:` principals and `authenticated`.
+    /// What grants may name the caller as: user, groups, roles and `authenticated`.
+    pub principals: Vec<crate::policy::GrantPrincipal>,
+    /// The same, as stored grants spell them (what the store looks grants up by).
     pub grant_principals: Vec<String>,
     /// The subject and `group:<path>` per group: how project memberships name the caller.
     pub member_keys: Vec<String>,
@@ -98,8 +100,10 @@ impl FromRequestParts<AppState> for Caller {
             .filter_map(|r| levels.iter().position(|l| l == r))
             .max()
             .unwrap_or(0);
+        let principals = principal.grant_principals();
         Ok(Self {
-            grant_principals: principal.grant_principals(),
+            grant_principals: principals.iter().map(ToString::to_string).collect(),
+            principals,
             member_keys: principal.member_keys(),
             principal,
             personal_bucket,
@@ -118,7 +122,7 @@ impl Caller {
     ) -> crate::policy::Caller<'a> {
         crate::policy::Caller {
             subject: &self.principal.subject,
-            principals: &self.grant_principals,
+            principals: &self.principals,
             memberships,
             clearance: self.clearance,
             admin: self.admin,

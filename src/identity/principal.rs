@@ -1,5 +1,6 @@
 //! The verified caller.
 
+use crate::policy::GrantPrincipal;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -22,12 +23,12 @@ pub struct Principal {
 impl Principal {
     /// The principals this caller matches in grants, `project:` aside: `user:<sub>`,
     /// `group:<path>`, `role:<name>`, `authenticated`.
-    pub fn grant_principals(&self) -> Vec<String> {
+    pub fn grant_principals(&self) -> Vec<GrantPrincipal> {
         let mut out = Vec::with_capacity(2 + self.groups.len() + self.roles.len());
-        out.push(format!("user:{}", self.subject));
-        out.extend(self.groups.iter().map(|g| format!("group:{g}")));
-        out.extend(self.roles.iter().map(|r| format!("role:{r}")));
-        out.push("authenticated".to_owned());
+        out.push(GrantPrincipal::User(self.subject.clone()));
+        out.extend(self.groups.iter().cloned().map(GrantPrincipal::Group));
+        out.extend(self.roles.iter().cloned().map(GrantPrincipal::Role));
+        out.push(GrantPrincipal::Authenticated);
         out
     }
 

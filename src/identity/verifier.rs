@@ -7,10 +7,30 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Why a token was refused: for the log, never for the caller.
+/// Why a token was refused: for the log, never for the caller (who is told 401 and no more).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct AuthError(pub String);
+pub enum AuthError {
+    #[error("malformed token: {0}")]
+    Malformed(jsonwebtoken::errors::Error),
+    #[error("algorithm {0:?} is not allowed")]
+    AlgorithmNotAllowed(Algorithm),
+    #[error("token names no key (kid)")]
+    NoKeyId,
+    #[error("unknown key id {0:?}")]
+    UnknownKey(String),
+    #[error("token algorithm {algorithm:?} does not match key {kid:?}")]
+    KeyMismatch { algorithm: Algorithm, kid: String },
+    /// Signature, issuer, expiry, not-before or a required claim.
+    #[error("token rejected: {0}")]
+    Rejected(jsonwebtoken::errors::Error),
+    #[error("token is not for this audience")]
+    WrongAudience,
+    #[error("empty subject")]
+    EmptySubject,
+    /// Expired since it was verified (and cached).
+    #[error("token expired")]
+    Expired,
+}
 
 /// What a valid token must satisfy.
 #[derive(Clone, Debug)]
@@ -69,7 +89,7 @@ impl TokenVerifier {
                 return Ok(hit.0.clone());
             }
             self.verified.invalidate(&digest_bytes);
-            return Err(AuthError("token expired".into()));
+            return Err(AuthError::Expired);
         }
         let (principal, exp) = self.verify_uncached(token).await?;
         self.verified
@@ -78,24 +98,22 @@ impl TokenVerifier {
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<(Principal, i64), AuthError> {
-        let unverified_header =
-            decode_header(token).map_err(|e| AuthError(format!("malformed token: {e}")))?;
+        let unverified_header = decode_header(token).map_err(AuthError::Malformed)?;
         let alg = unverified_header.alg;
         if !self.rules.algorithms.contains(&alg) {
-            return Err(AuthError(format!("algorithm {alg:?} is not allowed")));
+            return Err(AuthError::AlgorithmNotAllowed(alg));
         }
-        let kid = unverified_header
-            .kid
-            .ok_or_else(|| AuthError("token names no key (kid)".into()))?;
+        let kid = unverified_header.kid.ok_or(AuthError::NoKeyId)?;
         let key = self
             .keys
             .key(&kid)
             .await
-            .ok_or_else(|| AuthError(format!("unknown key id {kid:?}")))?;
+            .ok_or_else(|| AuthError::UnknownKey(kid.clone()))?;
         if key.algorithm != alg {
-            return Err(AuthError(format!(
-                "token algorithm {alg:?} does not match key {kid:?}"
-            )));
+            return Err(AuthError::KeyMismatch {
+                algorithm: alg,
+                kid,
+            });
         }
         let mut validation = Validation::new(alg);
         validation.leeway = self.rules.leeway;
@@ -104,7 +122,7 @@ impl TokenVerifier {
         validation.set_issuer(&[&self.rules.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         let claims = decode::<Claims>(token, &key.key, &validation)
-            .map_err(|e| AuthError(format!("token rejected: {e}")))?
+            .map_err(AuthError::Rejected)?
             .claims;
         let audience_ok = self
             .rules
@@ -112,10 +130,10 @@ impl TokenVerifier {
             .iter()
             .any(|a| claims.aud.contains(a) || claims.azp.as_deref() == Some(a.as_str()));
         if !audience_ok {
-            return Err(AuthError("token is not for this audience".into()));
+            return Err(AuthError::WrongAudience);
         }
         if claims.sub.is_empty() {
-            return Err(AuthError("empty subject".into()));
+            return Err(AuthError::EmptySubject);
         }
         let exp = claims.exp;
         Ok((

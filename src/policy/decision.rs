@@ -10,7 +10,7 @@ pub struct Caller<'a> {
     pub subject: &'a str,
     /// What the caller matches besides projects: `user:<sub>`, `group:<path>`, `role:<name>`,
     /// `authenticated`.
-    pub principals: &'a [String],
+    pub principals: &'a [GrantPrincipal],
     /// The caller's project memberships, direct or through a group.
     pub memberships: &'a [Membership],
     /// Index of the caller's classification clearance.
@@ -47,20 +47,46 @@ pub struct Grant {
     pub prefix: String,
     #[serde(default)]
     pub exact: bool,
-    pub principal: String,
+    pub principal: GrantPrincipal,
     pub role: String,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// The kinds of principal a grant can name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The kinds of principal a grant can name: parsed once, where it enters (a request, a
+/// stored grant, a token), and kept typed. Users, groups and roles live in separate spaces: a
+/// subject that reads `group:/x` is `User("group:/x")`, never the group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(from = "String")]
 pub enum GrantPrincipal {
     User(String),
     Group(String),
     Role(String),
     Project(String),
     Authenticated,
+    /// A stored principal this version does not read: it matches nobody.
+    Unrecognized(String),
+}
+
+impl From<String> for GrantPrincipal {
+    /// A stored principal (checked when it was granted); one that no longer parses matches
+    /// nobody rather than failing the bucket.
+    fn from(stored: String) -> Self {
+        Self::parse(&stored).unwrap_or(Self::Unrecognized(stored))
+    }
+}
+
+impl std::fmt::Display for GrantPrincipal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(v) => write!(f, "user:{v}"),
+            Self::Group(v) => write!(f, "group:{v}"),
+            Self::Role(v) => write!(f, "role:{v}"),
+            Self::Project(v) => write!(f, "project:{v}"),
+            Self::Authenticated => f.write_str("authenticated"),
+            Self::Unrecognized(v) => f.write_str(v),
+        }
+    }
 }
 
 impl GrantPrincipal {
@@ -193,13 +219,13 @@ pub fn decide(
         if grant.expires_at.is_some_and(|at| at <= now) {
             continue;
         }
-        let actions = match grant.principal.strip_prefix("project:") {
-            Some(project) => match member_actions(caller, roles, project) {
+        let actions = match &grant.principal {
+            GrantPrincipal::Project(project) => match member_actions(caller, roles, project) {
                 Some(member) => roles.actions(&grant.role).intersection(member),
                 None => continue,
             },
-            None if caller.principals.contains(&grant.principal) => roles.actions(&grant.role),
-            None => continue,
+            principal if caller.principals.contains(principal) => roles.actions(&grant.role),
+            _ => continue,
         };
         visible = true;
         let covers = scope.covered_by(&grant.prefix, grant.exact);
@@ -263,11 +289,11 @@ pub fn held_until(
             {
                 continue;
             }
-            let gives = match grant.principal.strip_prefix("project:") {
-                Some(project) => member_actions(caller, roles, project)
+            let gives = match &grant.principal {
+                GrantPrincipal::Project(project) => member_actions(caller, roles, project)
                     .is_some_and(|m| roles.actions(&grant.role).intersection(m).contains(action)),
-                None => {
-                    caller.principals.contains(&grant.principal)
+                principal => {
+                    caller.principals.contains(principal)
                         && roles.actions(&grant.role).contains(action)
                 }
             };
@@ -323,16 +349,23 @@ mod tests {
             id: Uuid::nil(),
             prefix: prefix.into(),
             exact: false,
-            principal: principal.into(),
+            principal: GrantPrincipal::from(principal.to_owned()),
             role: role.into(),
             expires_at,
         }
     }
 
-    fn principals(sub: &str, groups: &[&str], realm_roles: &[&str]) -> Vec<String> {
-        let mut out = vec![format!("user:{sub}"), "authenticated".to_owned()];
-        out.extend(groups.iter().map(|g| format!("group:{g}")));
-        out.extend(realm_roles.iter().map(|r| format!("role:{r}")));
+    fn principals(sub: &str, groups: &[&str], realm_roles: &[&str]) -> Vec<GrantPrincipal> {
+        let mut out = vec![
+            GrantPrincipal::User(sub.into()),
+            GrantPrincipal::Authenticated,
+        ];
+        out.extend(groups.iter().map(|g| GrantPrincipal::Group((*g).into())));
+        out.extend(
+            realm_roles
+                .iter()
+                .map(|r| GrantPrincipal::Role((*r).into())),
+        );
         out
     }
 

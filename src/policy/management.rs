@@ -138,7 +138,7 @@ pub fn may_change_members(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Classes, Membership};
+    use crate::policy::{Classes, GrantPrincipal, Membership};
     use uuid::Uuid;
 
     const NOW: OffsetDateTime = time::macros::datetime!(2026-11-24 12:00 UTC);
@@ -339,7 +339,7 @@ mod tests {
             id: Uuid::nil(),
             prefix: prefix.into(),
             exact: false,
-            principal: principal.into(),
+            principal: GrantPrincipal::from(principal.to_owned()),
             role: role.into(),
             expires_at,
         }
@@ -351,7 +351,7 @@ mod tests {
         let roles = roles();
         let hour = NOW + time::Duration::hours(1);
         let two = NOW + time::Duration::hours(2);
-        let principals = ["user:alice".to_owned()];
+        let principals = [GrantPrincipal::User("alice".into())];
         let alice = Caller {
             subject: "alice",
             principals: &principals,

@@ -311,9 +311,9 @@ fn run_stack() -> Result<(), String> {
             other => std::env::var(other).ok(),
         })
         .map_err(|e| e.to_string())?;
-        if let Some(endpoint) = &config.storage_endpoint {
+        if let Some(storage) = &config.storage_endpoint {
             let policies = Policies::load(&config.policies_dir).map_err(|e| e.to_string())?;
-            create_emulator_buckets(endpoint, &policies).await?;
+            create_emulator_buckets(&storage.url, &policies).await?;
         }
         let app = Application::build(&config)
             .await
@@ -345,7 +345,7 @@ fn run_stack() -> Result<(), String> {
                 "fake-gcs-server started by dev at {} (in memory; URLs work against it)",
                 emulator.url
             ),
-            (None, Some(endpoint)) => format!("{endpoint} (BROKER_STORAGE_ENDPOINT)"),
+            (None, Some(storage)) => format!("{} (BROKER_STORAGE_ENDPOINT)", storage.url),
             (None, None) => "https://storage.googleapis.com".to_owned(),
         };
         let signer = state.signer.identity().credential_id.clone();

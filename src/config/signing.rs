@@ -1,0 +1,92 @@
+//! How URLs are signed and where storage is: `BROKER_SIGNING_*`, keyless signing's
+//! `BROKER_METADATA_*` and `BROKER_IAM_*`, `BROKER_STORAGE_ENDPOINT`.
+
+use super::ConfigError;
+use super::settings::{Settings, bad};
+use crate::signing::{Endpoint, Scheme};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Keyless signing through IAM `signBlob`.
+#[derive(Clone, Debug)]
+pub struct KeylessConfig {
+    pub metadata_url: String,
+    pub iam_credentials_url: String,
+    /// Sign as this service account instead of the workload's own (needs Token Creator on it).
+    pub service_account: Option<String>,
+    /// signBlob calls in flight at most, across all requests.
+    pub concurrency: usize,
+    /// How long the start waits for the metadata server to name the service account (on a
+    /// fresh GKE node it may answer late).
+    pub metadata_wait: Duration,
+}
+
+/// A storage endpoint other than Google's (an emulator): URLs are signed for it and the
+/// control plane talks to it.
+#[derive(Clone, Debug)]
+pub struct StorageEndpoint {
+    /// As given, e.g. `http://127.0.0.1:4443`.
+    pub url: String,
+    pub endpoint: Endpoint,
+}
+
+/// The signing section.
+pub(super) struct Signing {
+    pub credentials: Vec<PathBuf>,
+    pub reload: Duration,
+    pub keyless: KeylessConfig,
+    pub storage_endpoint: Option<StorageEndpoint>,
+}
+
+pub(super) fn signing<F: Fn(&str) -> Option<String>>(
+    s: &Settings<F>,
+) -> Result<Signing, ConfigError> {
+    let credentials: Vec<PathBuf> = s
+        .get("BROKER_SIGNING_CREDENTIALS")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if credentials.len() > 2 {
+        return Err(bad(
+            "BROKER_SIGNING_CREDENTIALS",
+            "at most two key files: the new one first, the old one second".into(),
+        ));
+    }
+    let reload = Duration::from_secs(
+        s.number("BROKER_SIGNING_RELOAD_SECONDS", 60, 86_400)?
+            .max(1),
+    );
+    let keyless = KeylessConfig {
+        metadata_url: s.http_url("BROKER_METADATA_URL", "http://metadata.google.internal")?,
+        iam_credentials_url: s.http_url(
+            "BROKER_IAM_CREDENTIALS_URL",
+            "https://iamcredentials.googleapis.com",
+        )?,
+        service_account: s.get("BROKER_SIGNING_SERVICE_ACCOUNT"),
+        concurrency: s.number("BROKER_IAM_CONCURRENCY", 16, 256)?.max(1) as usize,
+        metadata_wait: Duration::from_secs(s.number("BROKER_METADATA_WAIT_SECONDS", 10, 600)?),
+    };
+    let storage_endpoint = match s.get("BROKER_STORAGE_ENDPOINT") {
+        None => None,
+        Some(url) => {
+            let endpoint = Endpoint::custom(&url, Scheme::Https).map_err(|e| {
+                bad(
+                    "BROKER_STORAGE_ENDPOINT",
+                    format!("{url:?}: {e}; e.g. http://127.0.0.1:4443"),
+                )
+            })?;
+            Some(StorageEndpoint { url, endpoint })
+        }
+    };
+    Ok(Signing {
+        credentials,
+        reload,
+        keyless,
+        storage_endpoint,
+    })
+}
