@@ -2,7 +2,8 @@
 //! short-lived V4-signed URLs, so that apps move bytes straight to and from GCS.
 //!
 //! Data flows one way: request → [`identity`] → ([`store`] → [`policy`]) → [`signer`] → audit
-//! → response. [`signing`] is pure (canonical requests, policies, local keys); [`cloud`] holds
+//! → response. Every rule is a pure function of [`policy`]; every decision a handler acts on is
+//! settled (recorded, counted, answered) by the one path in `api::access`. [`signing`] is pure (canonical requests, policies, local keys); [`cloud`] holds
 //! what needs a cloud's identity services (metadata server, IAM `signBlob`, OAuth tokens);
 //! [`signer`] composes the two; [`gcs`] is the storage control plane. [`app::Application`]
 //! builds it all from a [`config::Config`].
