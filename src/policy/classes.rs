@@ -213,3 +213,58 @@ impl Classes {
         self.levels.iter().position(|l| l == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ProjectSlug;
+
+    #[test]
+    fn prefixes_render_one_segment_per_owner_or_project() {
+        let classes =
+            Classes::parse(include_str!("../../policies/classes.toml")).expect("shipped classes");
+        let personal = classes.personal();
+        let project = classes.get("project").expect("project class");
+        let vision = ProjectSlug::parse("vision").expect("slug");
+        let cases = [
+            (
+                "a plain subject",
+                personal,
+                Some("alice"),
+                None,
+                "users/alice/",
+            ),
+            (
+                "a subject with a slash",
+                personal,
+                Some("alice/x"),
+                None,
+                "users/alice%2Fx/",
+            ),
+            (
+                "a dot-dot subject",
+                personal,
+                Some(".."),
+                None,
+                "users/%2E%2E/",
+            ),
+            (
+                "a subject spelling a placeholder",
+                personal,
+                Some("{project}"),
+                None,
+                "users/%7Bproject%7D/",
+            ),
+            (
+                "a project",
+                project,
+                None,
+                Some(&vision),
+                "projects/vision/",
+            ),
+        ];
+        for (name, class, owner, slug, want) in cases {
+            assert_eq!(class.render_prefix(owner, slug), want, "{name}");
+        }
+    }
+}
