@@ -405,7 +405,7 @@ async fn release(
 }
 
 /// `/v1/buckets` and `/v1/buckets/{bucket}`.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(get, delete))

@@ -281,7 +281,7 @@ pub async fn delete(
 }
 
 /// `/v1/buckets/{bucket}/grants` and `/v1/buckets/{bucket}/grants/{id}`.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(delete))

@@ -67,7 +67,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `/healthz` and `/readyz`.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))

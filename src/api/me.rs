@@ -61,6 +61,6 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
 }
 
 /// `/v1/me`.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me))
 }

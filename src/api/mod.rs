@@ -178,14 +178,14 @@ const BODY_LIMIT: usize = 256 * 1024;
 /// undocumented.
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(me::routes())
-        .merge(sign::routes())
-        .merge(objects::routes())
-        .merge(buckets::routes())
-        .merge(grants::routes())
-        .merge(projects::routes())
-        .merge(health::routes())
-        .merge(metrics::routes())
+        .merge(me::router())
+        .merge(sign::router())
+        .merge(objects::router())
+        .merge(buckets::router())
+        .merge(grants::router())
+        .merge(projects::router())
+        .merge(health::router())
+        .merge(metrics::router())
 }
 
 /// The OpenAPI 3.1 document of [`router`].

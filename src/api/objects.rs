@@ -368,7 +368,7 @@ async fn manifest_page(
 }
 
 /// `/v1/buckets/{bucket}/objects` and `/v1/sign/prefix`.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(sign_prefix))

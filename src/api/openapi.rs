@@ -1,5 +1,5 @@
 //! The API description's frame (title, security scheme); each resource module adds its routes
-//! (`routes()`), and [`super::router`] serves the whole as `GET /openapi.json`.
+//! (`router()`), and [`super::router`] serves the whole as `GET /openapi.json`.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -3,7 +3,7 @@
 
 use super::access::{AuditTrail, Operation, authorize_member_change};
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::policy::{Action, Actions, ProjectSlug, REQUIRED_ROLES, control_character};
+use crate::policy::{Action, Membership, ProjectSlug, REQUIRED_ROLES, control_character};
 use crate::signing::rfc3339_seconds;
 use crate::store::{MemberChange, MemberRecord, ProjectRecord};
 use axum::Json;
@@ -81,28 +81,23 @@ fn view(
     }
 }
 
-/// The caller's memberships of `slug`: the strongest role and the actions they add up to.
-async fn standing(
+/// The caller's strongest role in `slug`, if they are a member (directly or through a group).
+async fn role_in(
     state: &AppState,
     caller: &Caller,
     slug: &str,
-) -> Result<(Option<String>, Actions), ApiError> {
+) -> Result<Option<String>, ApiError> {
     let memberships = state.store.memberships(&caller.member_keys).await?;
-    let mine: Vec<&str> = memberships
+    Ok(strongest_role(state, &memberships, slug))
+}
+
+/// The strongest of the roles `memberships` give in `slug`.
+fn strongest_role(state: &AppState, memberships: &[Membership], slug: &str) -> Option<String> {
+    let mine = memberships
         .iter()
         .filter(|m| m.project == slug)
-        .map(|m| m.role.as_str())
-        .collect();
-    let actions = mine
-        .iter()
-        .map(|r| state.policies.roles.actions(r))
-        .fold(Actions::NONE, Actions::union);
-    let strongest = state
-        .policies
-        .roles
-        .strongest(mine.iter().copied())
-        .map(str::to_owned);
-    Ok((strongest, actions))
+        .map(|m| m.role.as_str());
+    state.policies.roles.strongest(mine).map(str::to_owned)
 }
 
 /// Create a project; the caller becomes its owner.
@@ -162,15 +157,10 @@ pub async fn list(
     let memberships = state.store.memberships(&caller.member_keys).await?;
     let slugs: Vec<String> = memberships.iter().map(|m| m.project.clone()).collect();
     let projects = state.store.projects(&slugs, caller.admin).await?;
-    let roles = &state.policies.roles;
     let projects = projects
         .into_iter()
         .map(|p| {
-            let role = memberships
-                .iter()
-                .filter(|m| m.project == p.slug)
-                .max_by_key(|m| roles.actions(&m.role).iter().count())
-                .map(|m| m.role.clone());
+            let role = strongest_role(&state, &memberships, &p.slug);
             view(p, role, None)
         })
         .collect();
@@ -186,7 +176,7 @@ pub async fn get(
     caller: Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let (role, _) = standing(&state, &caller, &slug).await?;
+    let role = role_in(&state, &caller, &slug).await?;
     if role.is_none() && !caller.admin {
         return Err(ApiError::NotFound);
     }
@@ -335,7 +325,7 @@ fn project_not_found(slug: &str) -> ApiError {
 }
 
 /// `/v1/projects`, `/v1/projects/{slug}` and its members.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(get))

@@ -328,18 +328,20 @@ pub(super) fn member_actions(caller: &Caller<'_>, roles: &Roles, project: &str) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
 
-    fn roles() -> Roles {
+    /// The shipped roles.
+    pub(in crate::policy) fn roles() -> Roles {
         Roles::parse(include_str!("../../policies/roles.toml")).expect("shipped roles")
     }
 
-    fn grant(
+    /// A grant of `role` on `prefix` to `principal`.
+    pub(in crate::policy) fn grant(
         prefix: &str,
         principal: &str,
         role: &str,

@@ -3,8 +3,8 @@
 
 use super::decision::member_actions;
 use super::{
-    Action, Actions, BucketClass, BucketFacts, Caller, Decision, Grant, Holding, Roles, Scope,
-    decide, held_until,
+    Action, BucketClass, BucketFacts, Caller, Decision, Grant, Holding, Roles, Scope, decide,
+    held_until,
 };
 use time::OffsetDateTime;
 
@@ -100,11 +100,6 @@ pub fn may_grant(
     }
 }
 
-/// What the caller's memberships of `project` give them (none when they are no member).
-pub fn project_standing(caller: &Caller<'_>, roles: &Roles, project: &str) -> Option<Actions> {
-    member_actions(caller, roles, project)
-}
-
 /// Whether `caller` may add a member to `project` with `role`, change a member's role to it, or
 /// (`role: None`) remove a member. Storage admins may; members may with `share` in the project,
 /// and give no role holding more than they hold there. A project the caller is no member of is
@@ -138,14 +133,10 @@ pub fn may_change_members(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::decision::tests::{grant, roles};
     use crate::policy::{Classes, GrantPrincipal, Membership};
-    use uuid::Uuid;
 
     const NOW: OffsetDateTime = time::macros::datetime!(2026-11-24 12:00 UTC);
-
-    fn roles() -> Roles {
-        Roles::parse(include_str!("../../policies/roles.toml")).expect("shipped roles")
-    }
 
     fn classes() -> Classes {
         Classes::parse(include_str!("../../policies/classes.toml")).expect("shipped classes")
@@ -327,22 +318,6 @@ mod tests {
             may_change_members(&c, &roles, "p", Some("owner")).outcome(),
             "deny"
         );
-    }
-
-    fn grant(
-        prefix: &str,
-        principal: &str,
-        role: &str,
-        expires_at: Option<OffsetDateTime>,
-    ) -> Grant {
-        Grant {
-            id: Uuid::nil(),
-            prefix: prefix.into(),
-            exact: false,
-            principal: GrantPrincipal::from(principal.to_owned()),
-            role: role.into(),
-            expires_at,
-        }
     }
 
     #[test]

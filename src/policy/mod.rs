@@ -15,9 +15,7 @@ pub use decision::{
     held_until,
 };
 pub use limits::{LimitExceeded, check_ttl, check_upload, ttl_limit};
-pub use management::{
-    GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant, project_standing,
-};
+pub use management::{GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant};
 pub use names::{
     LogicalBucketName, MAX_OBJECT_KEY_BYTES, ObjectKey, ObjectPrefix, ProjectSlug, check_text,
     control_character, owner_segment,

@@ -75,7 +75,7 @@ pub async fn sign(
 }
 
 /// `/v1/sign`, `/v1/sign/batch` (with a larger body limit), `/v1/upload-policy`.
-pub fn routes() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     let batches = OpenApiRouter::new()
         .routes(routes!(batch::batch))
         .layer(DefaultBodyLimit::max(batch::BODY_LIMIT));
