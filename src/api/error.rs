@@ -134,6 +134,29 @@ impl ApiError {
     }
 }
 
+/// Why one item of a batch or manifest got no URL, or why a stream stopped: a problem's `code`
+/// and `detail`, carried inside an NDJSON line or a batch result.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ItemError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<&ApiError> for ItemError {
+    fn from(error: &ApiError) -> Self {
+        Self {
+            code: error.code().to_owned(),
+            message: error.detail(),
+        }
+    }
+}
+
+/// The last line of an NDJSON stream that had to stop.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct StreamError {
+    pub error: ItemError,
+}
+
 /// An RFC 9457 problem.
 #[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {

@@ -14,9 +14,11 @@ mod page_token;
 mod projects;
 mod sign;
 
-pub use error::{ApiError, Problem};
+pub use error::{ApiError, ItemError, Problem, StreamError};
 pub use extract::{ApiJson, Caller};
 pub use metrics::Metrics;
+pub use objects::{ManifestEntry, ManifestLine, PrefixRequest};
+pub use sign::{BatchRequest, BatchResponse, BatchResult, SignRequest, SignResponse};
 
 use crate::identity::{Principal, TokenVerifier};
 use crate::policy::Policies;
@@ -233,6 +235,10 @@ pub fn ndjson_response(
 
 /// The last line of an NDJSON stream that had to stop: why, as a code and a message.
 pub fn ndjson_error_line(error: &ApiError) -> String {
-    let line = serde_json::json!({ "error": { "code": error.code(), "message": error.detail() } });
-    format!("{line}\n")
+    let line = StreamError {
+        error: error.into(),
+    };
+    let mut text = serde_json::to_string(&line).unwrap_or_default();
+    text.push('\n');
+    text
 }

@@ -2,7 +2,7 @@
 //! to what the caller may read, with backend prefixes never shown. No object byte passes here.
 
 use super::access::{Allowed, AuditTrail, BucketAccess, Granted};
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::{ApiError, ApiJson, AppState, Caller, ItemError, StreamError};
 use crate::gcs::{Gcs, ObjectInfo};
 use crate::policy::{Action, ObjectKey, ObjectPrefix, Scope, check_text, check_ttl};
 use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
@@ -43,14 +43,16 @@ pub struct ObjectList {
 }
 
 /// Every readable object under a prefix, as download URLs.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrefixRequest {
     pub bucket: String,
     #[serde(default)]
     pub prefix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,
     /// Only objects whose names sort after this one: how a client resumes an interrupted manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_after: Option<String>,
 }
 
@@ -58,9 +60,20 @@ pub struct PrefixRequest {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ManifestLine {
     pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     pub url: String,
     pub expires_at: String,
+}
+
+/// Any line of a prefix manifest: a URL, an object the broker would not sign, or why the
+/// stream stopped (always its last line).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ManifestEntry {
+    Signed(ManifestLine),
+    Unsigned { object: String, error: ItemError },
+    Stopped(StreamError),
 }
 
 /// A bucket the caller may list, and the control plane to list it with.
@@ -204,7 +217,7 @@ pub async fn list(
 /// listing pages arrive: a page is listed, signed, audited, then written; the next page is not
 /// listed until the client has taken the previous one.
 #[utoipa::path(post, path = "/v1/sign/prefix", tag = "signing", request_body = PrefixRequest, security(("bearer" = [])),
-    responses((status = 200, body = ManifestLine, content_type = "application/x-ndjson", description = "one ManifestLine per line"),
+    responses((status = 200, body = ManifestEntry, content_type = "application/x-ndjson", description = "one ManifestEntry per line: a URL, an object not signed, or (last) why the stream stopped"),
         (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::Problem, content_type = "application/problem+json")))]
 pub async fn sign_prefix(
@@ -325,10 +338,13 @@ async fn manifest_page(
         .await;
     let mut lines = Vec::with_capacity(signable.len() * 600);
     for (object, reason) in unsignable {
-        let line = serde_json::json!({
-            "object": object,
-            "error": { "code": "invalid_object_name", "message": format!("not signed: {reason}") },
-        });
+        let line = ManifestEntry::Unsigned {
+            object,
+            error: ItemError {
+                code: "invalid_object_name".to_owned(),
+                message: format!("not signed: {reason}"),
+            },
+        };
         if serde_json::to_writer(&mut lines, &line).is_ok() {
             lines.push(b'\n');
         }

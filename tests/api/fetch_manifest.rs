@@ -1,6 +1,7 @@
 //! `fetch-manifest` against a broker on a real PostgreSQL and fake-gcs-server: the count it
 //! reports after a resume, how it tells malformed, expired and refused tokens apart, and a list
-//! that repeats names resumed into the manifest an uninterrupted run writes.
+//! that repeats names resumed into the manifest an uninterrupted run writes, and a name the
+//! broker will not sign named on stderr without stopping the run.
 
 use crate::helpers::{Emulator, TestApp, fetch_manifest, manifest_objects};
 use serde_json::json;
@@ -45,7 +46,7 @@ fn tempdir() -> PathBuf {
 /// A broker on an emulator, alice's personal bucket, and the arguments every run shares.
 struct Setup {
     app: TestApp,
-    _emulator: Emulator,
+    emulator: Emulator,
     dir: PathBuf,
     token_file: PathBuf,
     base: Vec<String>,
@@ -76,7 +77,7 @@ impl Setup {
         ]);
         Self {
             app,
-            _emulator: emulator,
+            emulator,
             dir,
             token_file,
             base,
@@ -246,4 +247,36 @@ async fn a_list_with_repeated_names_resumes_to_the_uninterrupted_manifest() {
         );
         assert!(err.contains("4 URLs written"), "{err}");
     }
+}
+
+/// An object another tool stored under a name the broker will not sign (a dot segment) gets
+/// a line on stderr; every other object under the prefix is still written, and the run fails
+/// saying how many got no URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_the_broker_will_not_sign_is_named_and_the_rest_written() {
+    let setup = Setup::new(3).await;
+    setup
+        .emulator
+        .store_many(
+            "storage-broker-data",
+            vec!["users/alice/job/0/../x.bin".into()],
+        )
+        .await;
+    let out = setup.dir.join("prefix.ndjson");
+    let run =
+        fetch_manifest(setup.with(&["--prefix", "job/", "--out", &out.display().to_string()]))
+            .await;
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(!run.status.success(), "should fail: {err}");
+    assert_eq!(
+        manifest_objects(&out),
+        ["job/000.bin", "job/001.bin", "job/002.bin"]
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("job/0/../x.bin: not signed"), "{err}");
+    assert_eq!(
+        lines[1],
+        "storage-broker: 1 object got no URL (listed above); 3 URLs were written"
+    );
 }

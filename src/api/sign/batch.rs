@@ -5,7 +5,7 @@ use super::plan::plan;
 use super::request::{SignRequest, SignResponse};
 use super::{answer, check};
 use crate::api::access::{AuditTrail, BucketAccess};
-use crate::api::{ApiError, ApiJson, AppState, Caller};
+use crate::api::{ApiError, ApiJson, AppState, Caller, ItemError};
 use crate::signing::{Expiry, UrlRequest};
 use axum::Json;
 use axum::extract::State;
@@ -25,17 +25,18 @@ pub(super) const BODY_LIMIT: usize = 32 * 1024 * 1024;
 const STREAM_CHUNK: usize = 500;
 
 /// Up to 10,000 sign requests.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     #[schema(value_type = Vec<SignRequest>)]
     pub items: Vec<Value>,
     /// Default lifetime for items that give none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,
 }
 
 /// One batch item's outcome: a URL, or an error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum BatchResult {
     Signed {
@@ -49,15 +50,8 @@ pub enum BatchResult {
     },
 }
 
-/// Why one item got no URL.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ItemError {
-    pub code: String,
-    pub message: String,
-}
-
 /// All items' outcomes, in request order.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     pub results: Vec<BatchResult>,
 }
@@ -203,9 +197,6 @@ async fn run_chunk<'a>(
 fn failed(index: usize, error: &ApiError) -> BatchResult {
     BatchResult::Failed {
         index,
-        error: ItemError {
-            code: error.code().to_owned(),
-            message: error.detail(),
-        },
+        error: error.into(),
     }
 }

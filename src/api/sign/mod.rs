@@ -10,7 +10,7 @@ mod plan;
 mod request;
 pub(super) mod upload_policy;
 
-pub use batch::BatchRequest;
+pub use batch::{BatchRequest, BatchResponse, BatchResult};
 pub(super) use request::check;
 pub use request::{SignRequest, SignResponse};
 

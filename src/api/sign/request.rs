@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A request for one signed URL.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequest {
     /// Logical bucket, e.g. `u-alice`.
@@ -19,18 +19,25 @@ pub struct SignRequest {
     /// `GET`, `HEAD`, `PUT`, `DELETE` or `RESUMABLE` (starts a resumable upload).
     pub method: String,
     /// Seconds; default 900, at most the bucket class's limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,
     /// Uploads: the content type the client must send.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// Uploads: the base64 MD5 the client must send.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_md5: Option<String>,
     /// Uploads: the largest size accepted, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
     /// Uploads: `x-goog-meta-*` metadata the client must send.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Downloads: override the response's Content-Type.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_content_type: Option<String>,
     /// Downloads: override the response's Content-Disposition.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_content_disposition: Option<String>,
 }
 
