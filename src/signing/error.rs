@@ -34,6 +34,8 @@ pub enum SigningError {
         endpoint: String,
         reason: &'static str,
     },
+    #[error("invalid region {0:?}: letters, digits and '-' only (`auto` for R2)")]
+    InvalidRegion(String),
     #[error("invalid signing time: {0}")]
     InvalidTime(&'static str),
     #[error("the signing backend failed: {0}")]
@@ -57,6 +59,7 @@ impl SigningError {
             Self::ReservedQueryParameter(_) => "reserved_query_parameter",
             Self::InvalidPolicyField { .. } => "invalid_policy_field",
             Self::InvalidEndpoint { .. } => "invalid_endpoint",
+            Self::InvalidRegion(_) => "invalid_region",
             Self::InvalidTime(_) => "invalid_time",
             Self::Backend(_) => "signing_backend_failed",
             Self::Unavailable(_) => "signing_unavailable",

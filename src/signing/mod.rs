@@ -30,8 +30,10 @@ mod error;
 mod expiry;
 mod names;
 mod post_policy;
+pub mod s3;
 mod signer;
 mod url;
+mod v4;
 
 pub use credentials::{KeyFiles, LoadedKey, load_signer, rsa_key_from_pem, signer_from_json};
 pub use endpoint::{Endpoint, HostPort, Scheme, UrlStyle};
@@ -41,6 +43,7 @@ pub use names::{BucketName, MAX_OBJECT_NAME_BYTES, ObjectName};
 pub use post_policy::{
     Condition, PostKey, PostPolicy, PostPolicyRequest, PreparedPostPolicy, prepare_post_policy,
 };
+pub use s3::{S3Credentials, S3Signer};
 pub use signer::{Algorithm, HmacSigner, RsaSigner, Signer, SigningIdentity};
 pub use url::{Method, PreparedUrl, SignedUrl, UrlRequest, prepare_url};
 
