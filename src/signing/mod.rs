@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod azure;
 mod credentials;
 mod encoding;
 mod endpoint;
@@ -35,6 +36,7 @@ mod signer;
 mod url;
 mod v4;
 
+pub use azure::{AzureCredentials, AzureSigner, BlobEndpoint, BlobSasRequest, SasKey};
 pub use credentials::{KeyFiles, LoadedKey, load_signer, rsa_key_from_pem, signer_from_json};
 pub use endpoint::{Endpoint, HostPort, Scheme, UrlStyle};
 pub use error::SigningError;

@@ -229,7 +229,7 @@ fn push_json_object(doc: &mut String, name: &str, value: &str) {
 /// JSON string escaping as Google's client libraries sign it: ASCII only, everything else as
 /// `\uXXXX` with lower-case hex (UTF-16 surrogate pairs above U+FFFF), DEL included; `/` is
 /// not escaped.
-fn push_json_string(doc: &mut String, s: &str) {
+pub(crate) fn push_json_string(doc: &mut String, s: &str) {
     doc.push('"');
     for c in s.chars() {
         match c {

@@ -6,9 +6,15 @@
 
 use super::endpoint::{Endpoint, Scheme, UrlStyle};
 use super::expiry::Stamp;
+use super::expiry::rfc3339_seconds;
+use super::post_policy::push_json_string;
 use super::url::{object_path, unsigned_url};
-use super::{PreparedUrl, SignedUrl, SigningError, UrlRequest, encoding, v4};
+use super::{
+    Condition, PostKey, PostPolicy, PostPolicyRequest, PreparedUrl, SignedUrl, SigningError,
+    UrlRequest, encoding, v4,
+};
 use aws_lc_rs::hmac;
+use base64::Engine;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -267,6 +273,157 @@ impl S3Signer {
         let signature = self.signature(&prepared);
         Ok(prepared.finish(&signature))
     }
+}
+
+/// Form fields the signer writes; a request may not set them.
+const RESERVED_FIELDS: [&str; 9] = [
+    "bucket",
+    "key",
+    "file",
+    "policy",
+    "x-amz-algorithm",
+    "x-amz-credential",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-signature",
+];
+
+impl S3Signer {
+    /// Signs an S3 POST policy for an HTML form upload, written as botocore's
+    /// `generate_presigned_post` writes it (byte for byte: Python's `json.dumps` with its
+    /// default separators and ASCII escapes): the request's fields, each an exact-match
+    /// condition, then its conditions, then bucket, key and the signer's fields.
+    pub fn post_policy(
+        &self,
+        request: &PostPolicyRequest,
+        at: OffsetDateTime,
+    ) -> Result<PostPolicy, SigningError> {
+        let stamp = Stamp::new(at)?;
+        for (name, _) in &request.fields {
+            let bad = |reason| SigningError::InvalidPolicyField {
+                name: name.clone(),
+                reason,
+            };
+            if name.is_empty() || name.chars().any(char::is_control) {
+                return Err(bad("a field name is non-empty, without control characters"));
+            }
+            if RESERVED_FIELDS.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                return Err(bad("this field is set by the signer"));
+            }
+        }
+        let location = self.endpoint.locate(&self.style, &request.bucket);
+        let url = if location.bucket_in_path {
+            format!(
+                "{}://{}/{}",
+                location.scheme.as_str(),
+                location.authority,
+                request.bucket
+            )
+        } else {
+            format!("{}://{}/", location.scheme.as_str(), location.authority)
+        };
+        let credential = format!(
+            "{}/{}/{}/{}/aws4_request",
+            self.credentials.access_key_id,
+            stamp.date(),
+            self.region,
+            self.service
+        );
+        let expires_at = stamp.at + time::Duration::seconds(i64::from(request.expiry.as_secs()));
+        let key = match &request.key {
+            PostKey::Exact(name) => name.as_str().to_owned(),
+            PostKey::Prefix(prefix) => format!("{prefix}${{filename}}"),
+        };
+        let mut signer_fields = vec![
+            ("x-amz-algorithm", AWS4_HMAC_SHA256),
+            ("x-amz-credential", credential.as_str()),
+            ("x-amz-date", stamp.datetime()),
+        ];
+        if let Some(token) = &self.credentials.session_token {
+            signer_fields.push(("x-amz-security-token", token));
+        }
+
+        let mut conditions: Vec<String> = Vec::with_capacity(request.fields.len() + 8);
+        let object = |name: &str, value: &str| {
+            let mut doc = String::new();
+            push_json_object_spaced(&mut doc, name, value);
+            doc
+        };
+        for (name, value) in &request.fields {
+            conditions.push(object(name, value));
+        }
+        for condition in &request.conditions {
+            let mut doc = String::new();
+            match condition {
+                Condition::StartsWith { field, prefix } => {
+                    let field = field.strip_prefix('$').unwrap_or(field);
+                    doc.push_str("[\"starts-with\", ");
+                    push_json_string(&mut doc, &format!("${field}"));
+                    doc.push_str(", ");
+                    push_json_string(&mut doc, prefix);
+                    doc.push(']');
+                }
+                Condition::ContentLengthRange { min, max } => {
+                    if min > max {
+                        return Err(SigningError::InvalidPolicyField {
+                            name: "content-length-range".to_owned(),
+                            reason: "the minimum is above the maximum",
+                        });
+                    }
+                    doc.push_str(&format!("[\"content-length-range\", {min}, {max}]"));
+                }
+            }
+            conditions.push(doc);
+        }
+        conditions.push(object("bucket", request.bucket.as_str()));
+        match &request.key {
+            PostKey::Exact(name) => conditions.push(object("key", name.as_str())),
+            PostKey::Prefix(prefix) => {
+                let mut doc = String::from("[\"starts-with\", \"$key\", ");
+                push_json_string(&mut doc, prefix);
+                doc.push(']');
+                conditions.push(doc);
+            }
+        }
+        for (name, value) in &signer_fields {
+            conditions.push(object(name, value));
+        }
+        let mut doc = String::with_capacity(512);
+        doc.push_str("{\"expiration\": ");
+        push_json_string(&mut doc, &rfc3339_seconds(expires_at));
+        doc.push_str(", \"conditions\": [");
+        doc.push_str(&conditions.join(", "));
+        doc.push_str("]}");
+        let policy = base64::engine::general_purpose::STANDARD.encode(doc);
+        let key_for_day = self
+            .credentials
+            .day_key(stamp.date(), &self.region, &self.service);
+        let signature = hex::encode(hmac::sign(&key_for_day, policy.as_bytes()).as_ref());
+
+        let mut fields = request.fields.clone();
+        fields.push(("key".to_owned(), key));
+        fields.extend(
+            signer_fields
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        fields.push(("policy".to_owned(), policy));
+        fields.push(("x-amz-signature".to_owned(), signature));
+        Ok(PostPolicy {
+            url,
+            fields,
+            expires_at,
+        })
+    }
+}
+
+/// `{"name": "value"}`, as Python's `json.dumps` writes it.
+fn push_json_object_spaced(doc: &mut String, name: &str, value: &str) {
+    doc.push('{');
+    push_json_string(doc, name);
+    doc.push_str(": ");
+    push_json_string(doc, value);
+    doc.push('}');
 }
 
 /// The query parameters of the multipart-upload calls, for [`UrlRequest::query`]:
