@@ -489,3 +489,233 @@ fn signing_is_a_pure_leaf() {
         }
     }
 }
+
+fn backend_answers(kind: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(tests_dir().join("known_answers/backends.json"))
+        .expect("backends.json");
+    let cases: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    cases.into_iter().filter(|c| c["kind"] == kind).collect()
+}
+
+fn credentials_file(json: &Value) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("creds-{}.json", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, json.to_string()).expect("credentials file");
+    path
+}
+
+/// `sign-url --protocol s3` prints botocore's presigned URL byte for byte, for every case of
+/// `known_answers/backends.json` (flags as DESIGN.md gives them).
+#[test]
+fn sign_url_with_protocol_s3_reproduces_botocore() {
+    let cases = backend_answers("s3_url");
+    assert!(cases.len() >= 40);
+    for case in cases {
+        let input = &case["input"];
+        let creds = credentials_file(&input["credentials"]);
+        let text = |name: &str| input[name].as_str().expect(name).to_owned();
+        let mut args = vec![
+            "sign-url".to_owned(),
+            "--protocol=s3".to_owned(),
+            format!("--credentials={}", creds.display()),
+            format!("--region={}", text("region")),
+            format!("--endpoint={}", text("endpoint")),
+            format!("--url-style={}", text("style")),
+            format!("--method={}", text("method")),
+            format!("--bucket={}", text("bucket")),
+            format!("--expires={}", input["expires"]),
+            format!("--at={}", text("at")),
+        ];
+        if let Some(object) = input["object"].as_str() {
+            args.push(format!("--object={object}"));
+        }
+        for pair in input["headers"].as_array().into_iter().flatten() {
+            args.push(format!(
+                "--header={}: {}",
+                pair[0].as_str().expect("n"),
+                pair[1].as_str().expect("v")
+            ));
+        }
+        for pair in input["query"].as_array().into_iter().flatten() {
+            args.push(format!(
+                "--query={}={}",
+                pair[0].as_str().expect("n"),
+                pair[1].as_str().expect("v")
+            ));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let url = stdout(&broker(&args));
+        assert_eq!(
+            url.trim_end_matches('\n'),
+            case["expected"]["url"].as_str().expect("url"),
+            "{}",
+            case["name"]
+        );
+    }
+}
+
+/// `sign-url --protocol azure` prints azure-storage-blob's service SAS URL byte for byte: the
+/// method gives the permissions, `--at` + `--expires` the expiry, `--start` the start, the
+/// endpoint's scheme the protocols.
+#[test]
+fn sign_url_with_protocol_azure_reproduces_azure_storage_blob() {
+    let mut checked = 0;
+    for case in backend_answers("azure_sas") {
+        let input = &case["input"];
+        let method = match input["permission"].as_str() {
+            Some("r") => "GET",
+            Some("cw") => "PUT",
+            Some("d") => "DELETE",
+            _ => continue,
+        };
+        let endpoint = input["endpoint"].as_str().expect("endpoint");
+        let protocol = if endpoint.starts_with("https:") {
+            "https"
+        } else {
+            "https,http"
+        };
+        if !input["user_delegation_key"].is_null() || input["protocol"].as_str() != Some(protocol) {
+            continue;
+        }
+        let expiry = time::OffsetDateTime::parse(
+            input["expiry"].as_str().expect("expiry"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("expiry");
+        let at = expiry - time::Duration::seconds(900);
+        let at = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("at");
+        let creds = credentials_file(&serde_json::json!({
+            "account": input["account"], "key": input["key"],
+        }));
+        let mut args = vec![
+            "sign-url".to_owned(),
+            "--protocol=azure".to_owned(),
+            format!("--credentials={}", creds.display()),
+            format!("--endpoint={endpoint}"),
+            format!("--method={method}"),
+            format!(
+                "--bucket={}",
+                input["container"].as_str().expect("container")
+            ),
+            format!("--object={}", input["blob"].as_str().expect("blob")),
+            "--expires=900".to_owned(),
+            format!("--at={at}"),
+        ];
+        if let Some(start) = input["start"].as_str() {
+            args.push(format!("--start={start}"));
+        }
+        if let Some(v) = input["content_disposition"].as_str() {
+            args.push(format!("--response-content-disposition={v}"));
+        }
+        if let Some(v) = input["content_type"].as_str() {
+            args.push(format!("--response-content-type={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let url = stdout(&broker(&args));
+        assert_eq!(
+            url.trim_end_matches('\n'),
+            case["expected"]["url"].as_str().expect("url"),
+            "{}",
+            case["name"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} cases apply");
+}
+
+/// `sign-post-policy --protocol s3` prints botocore's form: the same URL and fields.
+#[test]
+fn sign_post_policy_with_protocol_s3_reproduces_botocore() {
+    let case = backend_answers("s3_post_policy")
+        .into_iter()
+        .find(|c| c["name"] == "exact_key_path_style")
+        .expect("case");
+    let input = &case["input"];
+    let creds = credentials_file(&input["credentials"]);
+    let text = |name: &str| input[name].as_str().expect(name).to_owned();
+    let args = [
+        "sign-post-policy".to_owned(),
+        "--protocol=s3".to_owned(),
+        format!("--credentials={}", creds.display()),
+        format!("--region={}", text("region")),
+        format!("--endpoint={}", text("endpoint")),
+        format!("--bucket={}", text("bucket")),
+        format!("--object={}", text("key")),
+        format!("--expires={}", input["expires"]),
+        format!("--at={}", text("at")),
+        "--field=content-type=image/png".to_owned(),
+        "--content-length-range=1,10485760".to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out: Value = serde_json::from_str(&stdout(&broker(&args))).expect("JSON");
+    assert_eq!(out["url"], case["expected"]["url"]);
+    for pair in case["expected"]["fields"].as_array().expect("fields") {
+        let name = pair[0].as_str().expect("name");
+        assert_eq!(out["fields"][name], pair[1], "{name}");
+    }
+}
+
+/// Flags that do not fit the protocol are one-line errors, not silently ignored.
+#[test]
+fn protocol_flags_that_do_not_fit_are_refused() {
+    let s3 = credentials_file(&serde_json::json!({
+        "access_key_id": "AKID", "secret_access_key": "secret",
+    }));
+    let azure = credentials_file(&serde_json::json!({ "account": "acct", "key": "c2VjcmV0" }));
+    let s3 = format!("--credentials={}", s3.display());
+    let azure = format!("--credentials={}", azure.display());
+    let base = [
+        "sign-url",
+        "--method=GET",
+        "--bucket=box",
+        "--object=o",
+        "--expires=60",
+    ];
+    for (extra, expect) in [
+        (vec!["--protocol=s3", s3.as_str()], "needs --region"),
+        (
+            vec!["--protocol=azure", azure.as_str(), "--region=us-east-1"],
+            "--region applies",
+        ),
+        (
+            vec!["--protocol=azure", azure.as_str(), "--header=x-a: 1"],
+            "a SAS binds neither",
+        ),
+        (
+            vec!["--protocol=azure", azure.as_str(), "--url-style=path"],
+            "do not apply",
+        ),
+        (
+            vec![
+                "--protocol=s3",
+                s3.as_str(),
+                "--region=us-east-1",
+                "--start=2026-01-01T00:00:00Z",
+            ],
+            "--start applies",
+        ),
+        (
+            vec!["--protocol=s3", azure.as_str(), "--region=us-east-1"],
+            "access_key_id",
+        ),
+        (
+            vec!["--protocol=s3", s3.as_str(), "--region=us east"],
+            "invalid region",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let err = one_line_error(&args);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+    let err = one_line_error(&[
+        "sign-post-policy",
+        "--protocol=azure",
+        azure.as_str(),
+        "--bucket=box",
+        "--object=o",
+        "--expires=60",
+    ]);
+    assert!(err.contains("no POST policies"), "{err}");
+}

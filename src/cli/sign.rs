@@ -1,8 +1,11 @@
-//! `sign-url` and `sign-post-policy`: the offline signer.
+//! `sign-url` and `sign-post-policy`: the offline signer, for every protocol (`--protocol
+//! gcs|s3|azure`, GCS by default).
 
+use crate::signing::azure::permissions_for;
 use crate::signing::{
-    BucketName, Condition, Endpoint, Expiry, HostPort, Method, ObjectName, PostKey,
-    PostPolicyRequest, Scheme, UrlRequest, UrlSigner, UrlStyle, load_signer,
+    AzureCredentials, AzureSigner, BlobEndpoint, BlobSasRequest, BucketName, Condition, Endpoint,
+    Expiry, HostPort, Method, ObjectName, PostKey, PostPolicy, PostPolicyRequest, S3Credentials,
+    S3Signer, SasKey, Scheme, UrlRequest, UrlSigner, UrlStyle, load_signer,
 };
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -30,7 +33,31 @@ pub struct TargetArgs {
     universe_domain: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+/// The storage protocol to sign for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// GCS V4 (GOOG4-RSA-SHA256 or GOOG4-HMAC-SHA256).
+    #[default]
+    Gcs,
+    /// S3 SigV4 (AWS4-HMAC-SHA256), for any S3-compatible store.
+    S3,
+    /// Azure Blob SAS (`sr=b`).
+    Azure,
+}
+
+/// What only some protocols take.
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    /// gcs (default), s3 or azure. --credentials is a service-account or HMAC key for gcs,
+    /// {"access_key_id", "secret_access_key", "session_token"?} for s3, {"account", "key"} for azure.
+    #[arg(long, value_enum, default_value_t)]
+    protocol: Protocol,
+    /// S3: the region of the credential scope (`auto` for R2). Required with --protocol s3.
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum StyleArg {
     Path,
     VirtualHosted,
@@ -63,6 +90,19 @@ pub struct SignUrlArgs {
     /// An extra query parameter: name=value. Repeatable.
     #[arg(long = "query", value_name = "name=value", value_parser = parse_pair)]
     query: Vec<(String, String)>,
+    /// Downloads: the Content-Disposition storage answers with (GCS and S3
+    /// `response-content-disposition`, Azure `rscd`).
+    #[arg(long, value_name = "V")]
+    response_content_disposition: Option<String>,
+    /// Downloads: the Content-Type storage answers with (GCS and S3 `response-content-type`,
+    /// Azure `rsct`).
+    #[arg(long, value_name = "V")]
+    response_content_type: Option<String>,
+    /// Azure: the SAS start time `st`, RFC 3339 (default: none, valid from its signing).
+    #[arg(long, value_name = "T", value_parser = parse_time)]
+    start: Option<OffsetDateTime>,
+    #[command(flatten)]
+    protocol: ProtocolArgs,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -93,34 +133,108 @@ pub struct SignPostPolicyArgs {
     #[arg(long, value_name = "MIN,MAX", value_parser = parse_range)]
     content_length_range: Option<(u64, u64)>,
     #[command(flatten)]
+    protocol: ProtocolArgs,
+    #[command(flatten)]
     target: TargetArgs,
 }
 
 /// Runs `sign-url`.
 pub fn sign_url(args: SignUrlArgs) -> Result<(), String> {
-    let signer = url_signer(&args.credentials, &args.target)?;
+    let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
+    if args.protocol.protocol != Protocol::Azure && args.start.is_some() {
+        return Err("--start applies to --protocol azure only".into());
+    }
+    if args.protocol.protocol == Protocol::Azure {
+        return print_line(&azure_url(&args, at)?);
+    }
     let object = args
         .object
         .as_deref()
         .map(ObjectName::parse)
         .transpose()
         .map_err(|e| e.to_string())?;
+    let mut query = args.query;
+    for (name, value) in [
+        (
+            "response-content-disposition",
+            args.response_content_disposition,
+        ),
+        ("response-content-type", args.response_content_type),
+    ] {
+        if let Some(value) = value {
+            query.push((name.to_owned(), value));
+        }
+    }
     let request = UrlRequest {
         method: args.method,
         bucket: BucketName::parse(&args.bucket).map_err(|e| e.to_string())?,
         object,
         expiry: Expiry::from_secs(args.expires).map_err(|e| e.to_string())?,
         headers: args.headers,
-        query: args.query,
+        query,
     };
-    let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
-    let signed = signer.sign(&request, at).map_err(|e| e.to_string())?;
+    let signed = match args.protocol.protocol {
+        Protocol::S3 => {
+            s3_signer(&args.credentials, &args.protocol, &args.target)?.sign(&request, at)
+        }
+        _ => {
+            gcs_only(&args.protocol)?;
+            url_signer(&args.credentials, &args.target)?.sign(&request, at)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     print_line(&signed.url)
+}
+
+/// `sign-url --protocol azure`: a blob SAS with the permissions the method needs.
+fn azure_url(args: &SignUrlArgs, at: OffsetDateTime) -> Result<String, String> {
+    let target = &args.target;
+    if args.protocol.region.is_some() {
+        return Err("--region applies to --protocol s3 only".into());
+    }
+    if target.url_style.is_some() || target.bucket_bound_hostname.is_some() {
+        return Err(
+            "--url-style and --bucket-bound-hostname do not apply to --protocol azure".into(),
+        );
+    }
+    if target.universe_domain.is_some() {
+        return Err("--universe-domain applies to --protocol gcs only".into());
+    }
+    if !args.headers.is_empty() || !args.query.is_empty() {
+        return Err(
+            "--header and --query do not apply to --protocol azure (a SAS binds neither)".into(),
+        );
+    }
+    let permissions =
+        permissions_for(args.method).ok_or("--protocol azure signs GET, HEAD, PUT and DELETE")?;
+    let blob = args
+        .object
+        .clone()
+        .ok_or("--protocol azure signs one blob: give --object")?;
+    let credentials = AzureCredentials::load(&args.credentials).map_err(|e| e.to_string())?;
+    let endpoint = match &target.endpoint {
+        Some(endpoint) => BlobEndpoint::parse(endpoint),
+        None => BlobEndpoint::public(&credentials.account),
+    }
+    .map_err(|e| e.to_string())?;
+    let expiry = Expiry::from_secs(args.expires).map_err(|e| e.to_string())?;
+    let request = BlobSasRequest {
+        container: args.bucket.clone(),
+        blob,
+        permissions: permissions.to_owned(),
+        start: args.start,
+        expiry: at + time::Duration::seconds(i64::from(expiry.as_secs())),
+        protocols: None,
+        content_disposition: args.response_content_disposition.clone(),
+        content_type: args.response_content_type.clone(),
+        delegated_user_oid: None,
+    };
+    let signer = AzureSigner::new(SasKey::Account(credentials), endpoint);
+    Ok(signer.sign(&request).map_err(|e| e.to_string())?.url)
 }
 
 /// Runs `sign-post-policy`.
 pub fn sign_post_policy(args: SignPostPolicyArgs) -> Result<(), String> {
-    let signer = url_signer(&args.credentials, &args.target)?;
     let mut conditions: Vec<Condition> = args
         .starts_with
         .into_iter()
@@ -137,9 +251,21 @@ pub fn sign_post_policy(args: SignPostPolicyArgs) -> Result<(), String> {
         conditions,
     };
     let at = args.at.unwrap_or_else(OffsetDateTime::now_utc);
-    let policy = signer
-        .post_policy(&request, at)
-        .map_err(|e| e.to_string())?;
+    let policy: PostPolicy = match args.protocol.protocol {
+        Protocol::Azure => {
+            return Err(
+                "Azure Blob has no POST policies: sign a PUT with sign-url --protocol azure".into(),
+            );
+        }
+        Protocol::S3 => {
+            s3_signer(&args.credentials, &args.protocol, &args.target)?.post_policy(&request, at)
+        }
+        Protocol::Gcs => {
+            gcs_only(&args.protocol)?;
+            url_signer(&args.credentials, &args.target)?.post_policy(&request, at)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let fields: serde_json::Map<String, serde_json::Value> = policy
         .fields
         .into_iter()
@@ -149,6 +275,39 @@ pub fn sign_post_policy(args: SignPostPolicyArgs) -> Result<(), String> {
     print_line(&out.to_string())
 }
 
+fn gcs_only(protocol: &ProtocolArgs) -> Result<(), String> {
+    if protocol.region.is_some() {
+        return Err("--region applies to --protocol s3 only".into());
+    }
+    Ok(())
+}
+
+/// An S3 signer from the command line: the region is required, the endpoint defaults to AWS's
+/// for the region (`s3.amazonaws.com` for us-east-1, as botocore's legacy global endpoint).
+fn s3_signer(
+    credentials: &std::path::Path,
+    protocol: &ProtocolArgs,
+    target: &TargetArgs,
+) -> Result<S3Signer, String> {
+    let region = protocol
+        .region
+        .as_deref()
+        .ok_or("--protocol s3 needs --region (e.g. us-east-1, or auto for R2)")?;
+    crate::signing::s3::check_region(region).map_err(|e| e.to_string())?;
+    if target.universe_domain.is_some() {
+        return Err("--universe-domain applies to --protocol gcs only".into());
+    }
+    let endpoint = match &target.endpoint {
+        Some(endpoint) => Endpoint::custom(endpoint, target.scheme),
+        None if region == "us-east-1" => Endpoint::custom("s3.amazonaws.com", target.scheme),
+        None => Endpoint::custom(&format!("s3.{region}.amazonaws.com"), target.scheme),
+    }
+    .map_err(|e| e.to_string())?;
+    let style = url_style(target)?;
+    let credentials = S3Credentials::load(credentials).map_err(|e| e.to_string())?;
+    S3Signer::new(credentials, region, endpoint, style).map_err(|e| e.to_string())
+}
+
 fn url_signer(credentials: &std::path::Path, target: &TargetArgs) -> Result<UrlSigner, String> {
     let endpoint = match (&target.endpoint, &target.universe_domain) {
         (Some(endpoint), _) => Endpoint::custom(endpoint, target.scheme),
@@ -156,7 +315,13 @@ fn url_signer(credentials: &std::path::Path, target: &TargetArgs) -> Result<UrlS
         (None, None) => Endpoint::universe("googleapis.com", target.scheme),
     }
     .map_err(|e| e.to_string())?;
-    let style = match (target.url_style, &target.bucket_bound_hostname) {
+    let style = url_style(target)?;
+    let signer = load_signer(credentials).map_err(|e| e.to_string())?;
+    Ok(UrlSigner::new(signer, endpoint, style))
+}
+
+fn url_style(target: &TargetArgs) -> Result<UrlStyle, String> {
+    Ok(match (target.url_style, &target.bucket_bound_hostname) {
         (None | Some(StyleArg::Path), None) => UrlStyle::Path,
         (Some(StyleArg::VirtualHosted), None) => UrlStyle::VirtualHosted,
         (None | Some(StyleArg::BucketBound), Some(host)) => {
@@ -168,9 +333,7 @@ fn url_signer(credentials: &std::path::Path, target: &TargetArgs) -> Result<UrlS
         (Some(_), Some(_)) => {
             return Err("--bucket-bound-hostname goes only with --url-style bucket-bound".into());
         }
-    };
-    let signer = load_signer(credentials).map_err(|e| e.to_string())?;
-    Ok(UrlSigner::new(signer, endpoint, style))
+    })
 }
 
 fn print_line(text: &str) -> Result<(), String> {

@@ -109,6 +109,19 @@ impl fmt::Debug for S3Credentials {
     }
 }
 
+/// A region name as it goes into a credential scope and an AWS host name: letters, digits and
+/// `-` (`auto` for R2).
+pub fn check_region(region: &str) -> Result<(), SigningError> {
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(SigningError::InvalidRegion(region.to_owned()));
+    }
+    Ok(())
+}
+
 /// Signs S3 URLs with one access key for one endpoint and region.
 #[derive(Clone, Debug)]
 pub struct S3Signer {
@@ -128,13 +141,7 @@ impl S3Signer {
         endpoint: Endpoint,
         style: UrlStyle,
     ) -> Result<Self, SigningError> {
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(SigningError::InvalidRegion(region.to_owned()));
-        }
+        check_region(region)?;
         Ok(Self {
             credentials,
             region: region.to_owned(),
