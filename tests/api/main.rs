@@ -15,6 +15,7 @@ mod keyless;
 mod objects;
 mod ops;
 mod rate_limit;
+mod s3_emulator;
 mod sharing;
 mod sign;
 mod signing_keys;
