@@ -1,5 +1,7 @@
-//! GCS V4 signing: query-string signed URLs and POST policies, for RSA service-account keys and
-//! HMAC keys. Pure and synchronous: no I/O once a key is loaded.
+//! Signing for every storage protocol, pure and synchronous (no I/O once a key is loaded): GCS
+//! V4 signed URLs and POST policies for RSA service-account keys and HMAC keys (this module's
+//! root), S3 SigV4 presigned URLs and POST policies ([`s3`]), which share the V4 canonical
+//! request with GCS, and Azure blob SAS ([`azure`]).
 //!
 //! Signing is split in three so that any [`Signer`] (a local key now, IAM `signBlob` later) can
 //! sign what canonicalisation produced: [`prepare_url`] → [`Signer::sign`] → [`PreparedUrl::finish`].
