@@ -60,11 +60,7 @@ impl AzureCredentials {
 
     /// Reads a credentials file as [`from_json`](Self::from_json) does.
     pub fn load(path: &Path) -> Result<Self, SigningError> {
-        let bytes = std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_json(&bytes)
+        Self::from_json(&super::credentials::read_key_file(path)?)
     }
 }
 

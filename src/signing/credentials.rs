@@ -9,11 +9,15 @@ use std::sync::Arc;
 
 /// Reads a key file and makes the signer it describes.
 pub fn load_signer(path: &Path) -> Result<Arc<dyn Signer>, SigningError> {
-    let bytes = std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
+    signer_from_json(&read_key_file(path)?)
+}
+
+/// The bytes of a key or credentials file, or an error naming it.
+pub(crate) fn read_key_file(path: &Path) -> Result<Vec<u8>, SigningError> {
+    std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
         path: path.to_owned(),
         source,
-    })?;
-    signer_from_json(&bytes)
+    })
 }
 
 /// Makes a signer from the text of a key file.
@@ -124,10 +128,7 @@ impl KeyFiles {
     }
 
     fn load(path: &Path) -> Result<LoadedKey, SigningError> {
-        let bytes = std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_key_file(path)?;
         let signer = signer_from_json(&bytes).map_err(|e| match e {
             SigningError::KeyFileInvalid(why) => {
                 SigningError::KeyFileInvalid(format!("{}: {why}", path.display()))

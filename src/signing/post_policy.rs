@@ -117,18 +117,7 @@ pub fn prepare_post_policy(
         .filter(|(name, _)| !name.starts_with("x-ignore-"))
         .cloned()
         .collect();
-    for (name, _) in &fields {
-        let bad = |reason| SigningError::InvalidPolicyField {
-            name: name.clone(),
-            reason,
-        };
-        if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(bad("a field name is non-empty, without control characters"));
-        }
-        if RESERVED_FIELDS.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-            return Err(bad("this field is set by the signer"));
-        }
-    }
+    check_fields(&fields, &RESERVED_FIELDS)?;
     fields.sort();
 
     let credential = format!(
@@ -216,6 +205,27 @@ pub fn prepare_post_policy(
         date: stamp.date().to_owned(),
         expires_at,
     })
+}
+
+/// Form field names a request gives: non-empty, without control characters, never one the
+/// signer writes (`reserved`, compared without case).
+pub(crate) fn check_fields(
+    fields: &[(String, String)],
+    reserved: &[&str],
+) -> Result<(), SigningError> {
+    for (name, _) in fields {
+        let bad = |reason| SigningError::InvalidPolicyField {
+            name: name.clone(),
+            reason,
+        };
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(bad("a field name is non-empty, without control characters"));
+        }
+        if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            return Err(bad("this field is set by the signer"));
+        }
+    }
+    Ok(())
 }
 
 fn push_json_object(doc: &mut String, name: &str, value: &str) {

@@ -7,7 +7,7 @@
 use super::endpoint::{Endpoint, Scheme, UrlStyle};
 use super::expiry::Stamp;
 use super::expiry::rfc3339_seconds;
-use super::post_policy::push_json_string;
+use super::post_policy::{check_fields, push_json_string};
 use super::url::{object_path, unsigned_url};
 use super::{
     Condition, PostKey, PostPolicy, PostPolicyRequest, PreparedUrl, SignedUrl, SigningError,
@@ -59,11 +59,7 @@ impl S3Credentials {
 
     /// Reads a credentials file as [`from_json`](Self::from_json) does.
     pub fn load(path: &Path) -> Result<Self, SigningError> {
-        let bytes = std::fs::read(path).map_err(|source| SigningError::KeyFileUnreadable {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_json(&bytes)
+        Self::from_json(&super::credentials::read_key_file(path)?)
     }
 
     fn check(self) -> Result<Self, SigningError> {
@@ -306,18 +302,7 @@ impl S3Signer {
         at: OffsetDateTime,
     ) -> Result<PostPolicy, SigningError> {
         let stamp = Stamp::new(at)?;
-        for (name, _) in &request.fields {
-            let bad = |reason| SigningError::InvalidPolicyField {
-                name: name.clone(),
-                reason,
-            };
-            if name.is_empty() || name.chars().any(char::is_control) {
-                return Err(bad("a field name is non-empty, without control characters"));
-            }
-            if RESERVED_FIELDS.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-                return Err(bad("this field is set by the signer"));
-            }
-        }
+        check_fields(&request.fields, &RESERVED_FIELDS)?;
         let location = self.endpoint.locate(&self.style, &request.bucket);
         let url = if location.bucket_in_path {
             format!(
