@@ -1,9 +1,9 @@
 //! Builds the service from a [`Config`]: `serve`, the tests and `dev` all start it this way.
 
 use crate::api::{AppState, Services, router};
+use crate::backends::{ControlPlane, Gcs};
 use crate::cloud::{GOOGLE_TOKEN_URI, IamSigner, MetadataServer, ServiceAccountTokens};
 use crate::config::Config;
-use crate::gcs::Gcs;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
 use crate::signer::{SigningService, reload_keys};
@@ -110,7 +110,9 @@ impl Application {
             clearance_claim: oidc.clearance_claim.clone(),
         };
         let gcs = match (&config.storage_endpoint, &key, &metadata) {
-            (Some(storage), _, _) => Some(Gcs::emulator(&storage.url, http.clone())),
+            (Some(storage), _, _) => {
+                Some(ControlPlane::Gcs(Gcs::emulator(&storage.url, http.clone())))
+            }
             // The key read once for signing mints the control plane's tokens too, so that a
             // rotated key reaches both. An HMAC key cannot get OAuth tokens: no control plane.
             (None, Some(key), _) if key.signer.identity().algorithm == Algorithm::RsaSha256 => {
@@ -120,10 +122,13 @@ impl Application {
                     key.token_uri.as_deref().unwrap_or(GOOGLE_TOKEN_URI),
                     http.clone(),
                 );
-                Some(Gcs::google(tokens, http.clone()))
+                Some(ControlPlane::Gcs(Gcs::google(tokens, http.clone())))
             }
             (None, Some(_), _) => None,
-            (None, None, Some(metadata)) => Some(Gcs::keyless(metadata.clone(), http.clone())),
+            (None, None, Some(metadata)) => Some(ControlPlane::Gcs(Gcs::keyless(
+                metadata.clone(),
+                http.clone(),
+            ))),
             (None, None, None) => None,
         };
         // Background tasks, in the order shutdown stops them; the audit writers stop last.

@@ -10,12 +10,12 @@
 
 pub mod api;
 pub mod app;
+pub mod backends;
 pub mod cli;
 pub mod cloud;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod gcs;
 pub mod identity;
 pub mod policy;
 pub mod signer;

@@ -220,7 +220,7 @@ impl ApiError {
     /// A failed control-plane call about logical bucket `bucket`: storage's "no such bucket"
     /// and "access denied" are configurations to fix (502 with their own codes); anything else
     /// is a retry.
-    pub fn from_storage(err: &crate::gcs::GcsError, bucket: &str) -> Self {
+    pub fn from_storage(err: &crate::backends::StorageError, bucket: &str) -> Self {
         if err.is_not_found() {
             tracing::error!(bucket, error = %err, "the storage bucket behind this bucket does not exist");
             Self::StorageMisconfigured {

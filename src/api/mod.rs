@@ -47,7 +47,7 @@ pub struct Services {
     /// What decisions read, dropped on every change any replica makes.
     pub cache: Arc<DecisionCache>,
     /// Storage control plane, when one is configured.
-    pub gcs: Option<crate::gcs::Gcs>,
+    pub gcs: Option<crate::backends::ControlPlane>,
     /// Requests per verified subject, when limited.
     pub rate_limit: Option<Arc<SubjectLimiter>>,
     /// Seals listings' page tokens; its key is read from the database on first use.

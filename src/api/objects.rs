@@ -3,7 +3,7 @@
 
 use super::access::{Allowed, AuditTrail, BucketAccess, Granted};
 use super::{ApiError, ApiJson, AppState, Caller, ItemError, StreamError};
-use crate::gcs::{Gcs, ObjectInfo};
+use crate::backends::{ControlPlane, ObjectInfo};
 use crate::policy::{Action, ObjectKey, ObjectPrefix, Scope, check_text, check_ttl};
 use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
 use crate::store::BucketRecord;
@@ -78,7 +78,7 @@ pub enum ManifestEntry {
 
 /// A bucket the caller may list, and the control plane to list it with.
 struct Listable<'a> {
-    gcs: &'a Gcs,
+    gcs: &'a ControlPlane,
     access: BucketAccess<'a>,
 }
 
@@ -124,7 +124,7 @@ impl<'a> Listable<'a> {
         let start = start_after.map(|after| format!("{}{after}", record.backend_prefix));
         let page = self
             .gcs
-            .list_from(
+            .list(
                 &record.backend_bucket,
                 &backend_prefix,
                 start.as_deref(),
@@ -140,10 +140,6 @@ impl<'a> Listable<'a> {
                     .name
                     .strip_prefix(record.backend_prefix.as_str())?
                     .to_owned();
-                // startOffset includes the name itself.
-                if start_after.is_some_and(|after| object.name.as_str() <= after) {
-                    return None;
-                }
                 self.access
                     .permits(Action::Read, Scope::Object(&object.name))
                     .then_some(object)
@@ -155,7 +151,7 @@ impl<'a> Listable<'a> {
 
 fn view(object: ObjectInfo) -> ObjectView {
     ObjectView {
-        size: object.size.as_deref().and_then(|s| s.parse().ok()),
+        size: object.size,
         name: object.name,
         content_type: object.content_type,
         updated: object.updated,
@@ -366,7 +362,7 @@ async fn manifest_page(
             Err(_) => continue,
         }
         rendered.push(ManifestLine {
-            size: object.size.as_deref().and_then(|s| s.parse().ok()),
+            size: object.size,
             object: object.name,
             url: signed.url,
             expires_at: rfc3339_seconds(signed.expires_at),

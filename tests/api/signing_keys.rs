@@ -246,7 +246,7 @@ async fn a_rotated_key_file_reaches_the_control_plane_as_it_reaches_urls() {
         key.token_uri.as_deref().expect("the file's token_uri"),
         http.clone(),
     );
-    let gcs = storage_broker::gcs::Gcs::with_tokens(&base, tokens, http);
+    let gcs = storage_broker::backends::Gcs::with_tokens(&base, tokens, http);
     let reloader = storage_broker::signer::reload_keys(
         files,
         key.fingerprint,
@@ -254,7 +254,7 @@ async fn a_rotated_key_file_reaches_the_control_plane_as_it_reaches_urls() {
         Duration::from_millis(50),
     );
 
-    gcs.list("data", "", None).await.expect("list");
+    gcs.list("data", "", None, None).await.expect("list");
     // The file is replaced (a rotated Secret); once the signer has the new key, so do listings.
     let before = service.current_key().expect("a key");
     std::fs::copy(&second, dir.join("staging.json")).expect("copy");
@@ -267,7 +267,7 @@ async fn a_rotated_key_file_reaches_the_control_plane_as_it_reaches_urls() {
         assert!(Instant::now() < deadline, "the key file was not reloaded");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    gcs.list("data", "", None).await.expect("list");
+    gcs.list("data", "", None, None).await.expect("list");
     reloader.abort();
     let seen = bearers.lock().expect("lock").clone();
     assert_eq!(seen, ["Bearer token-0", "Bearer token-1"]);

@@ -1,14 +1,11 @@
-//! Control-plane calls to Cloud Storage that carry no object bytes: listing objects and deleting
-//! them (the `delete` release policy), through the JSON API. Against `BROKER_STORAGE_ENDPOINT`
+//! Google Cloud Storage's control plane, through the JSON API. Against `BROKER_STORAGE_ENDPOINT`
 //! (an emulator) no credentials are sent; against Google, an OAuth token for the service account
 //! ([`crate::cloud`]: from the key the broker signs with, or from the metadata server).
 
+use super::{ObjectInfo, ObjectPage, StorageError};
 use crate::cloud::{MetadataServer, ServiceAccountTokens};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
-
-/// Objects per listing page: GCS's maximum, and what bounds the memory a manifest stream holds.
-const PAGE_SIZE: &str = "1000";
 
 /// Encodes an object name as one path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -17,53 +14,23 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// A failed control-plane call.
-#[derive(Debug, thiserror::Error)]
-pub enum GcsError {
-    /// Storage answered with an error status.
-    #[error("cloud storage answered {status}: {body}")]
-    Status { status: u16, body: String },
-    /// Storage could not be reached, or its answer not read.
-    #[error("cloud storage: {0}")]
-    Other(String),
-}
-
-impl GcsError {
-    /// Storage says the bucket does not exist (a listing answers 404 for nothing else).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::Status { status: 404, .. })
-    }
-
-    /// Storage refuses the broker's credentials access to it.
-    pub fn is_denied(&self) -> bool {
-        matches!(
-            self,
-            Self::Status {
-                status: 401 | 403,
-                ..
-            }
-        )
-    }
-}
-
-/// One object in a listing.
-#[derive(Clone, Debug, Deserialize)]
+/// One object in a JSON API listing.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectInfo {
-    pub name: String,
-    #[serde(default)]
-    pub size: Option<String>,
-    pub content_type: Option<String>,
-    pub updated: Option<String>,
+struct Item {
+    name: String,
+    size: Option<String>,
+    content_type: Option<String>,
+    updated: Option<String>,
 }
 
-/// A page of a listing.
-#[derive(Debug, Default, Deserialize)]
+/// A page of a JSON API listing.
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectPage {
+struct Page {
     #[serde(default)]
-    pub items: Vec<ObjectInfo>,
-    pub next_page_token: Option<String>,
+    items: Vec<Item>,
+    next_page_token: Option<String>,
 }
 
 enum Auth {
@@ -118,7 +85,7 @@ impl Gcs {
         }
     }
 
-    async fn bearer(&self) -> Result<Option<String>, GcsError> {
+    async fn bearer(&self) -> Result<Option<String>, StorageError> {
         let token = match &self.auth {
             Auth::None => return Ok(None),
             Auth::ServiceAccount(tokens) => tokens.access_token().await,
@@ -126,7 +93,7 @@ impl Gcs {
         };
         token
             .map(Some)
-            .map_err(|e| GcsError::Other(format!("credentials: {e}")))
+            .map_err(|e| StorageError::Other(format!("credentials: {e}")))
     }
 
     fn object_url(&self, bucket: &str, name: &str) -> String {
@@ -137,44 +104,51 @@ impl Gcs {
         )
     }
 
-    /// One page of the objects under `prefix`.
+    /// One page of the objects under `prefix`, after `start_after` when given.
     pub async fn list(
         &self,
         bucket: &str,
         prefix: &str,
+        start_after: Option<&str>,
         page_token: Option<&str>,
-    ) -> Result<ObjectPage, GcsError> {
-        self.list_from(bucket, prefix, None, page_token).await
-    }
-
-    /// One page of the objects under `prefix` whose names are `start` or after it.
-    pub async fn list_from(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start: Option<&str>,
-        page_token: Option<&str>,
-    ) -> Result<ObjectPage, GcsError> {
+    ) -> Result<ObjectPage, StorageError> {
+        let page_size = super::PAGE_SIZE.to_string();
         let mut query = vec![
             ("prefix", prefix),
             (
                 "fields",
                 "items(name,size,contentType,updated),nextPageToken",
             ),
-            ("maxResults", PAGE_SIZE),
+            ("maxResults", page_size.as_str()),
         ];
         query.extend(page_token.map(|token| ("pageToken", token)));
-        query.extend(start.map(|start| ("startOffset", start)));
-        self.listing(bucket, &query)
+        // startOffset includes the name itself.
+        query.extend(start_after.map(|start| ("startOffset", start)));
+        let page: Page = self
+            .listing(bucket, &query)
             .await?
             .json()
             .await
-            .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))
+            .map_err(|e| StorageError::Other(format!("list {bucket}: {e}")))?;
+        Ok(ObjectPage {
+            items: page
+                .items
+                .into_iter()
+                .filter(|item| Some(item.name.as_str()) != start_after)
+                .map(|item| ObjectInfo {
+                    size: item.size.and_then(|s| s.parse().ok()),
+                    name: item.name,
+                    content_type: item.content_type,
+                    updated: item.updated,
+                })
+                .collect(),
+            next_page_token: page.next_page_token,
+        })
     }
 
     /// Checks that `bucket` exists and the broker may list it under `prefix` (what every
     /// listing and deletion of its objects needs): one listing of at most one object.
-    pub async fn check_listable(&self, bucket: &str, prefix: &str) -> Result<(), GcsError> {
+    pub async fn check_listable(&self, bucket: &str, prefix: &str) -> Result<(), StorageError> {
         let query = [("prefix", prefix), ("maxResults", "1"), ("fields", "kind")];
         self.listing(bucket, &query).await.map(drop)
     }
@@ -184,7 +158,7 @@ impl Gcs {
         &self,
         bucket: &str,
         query: &[(&str, &str)],
-    ) -> Result<reqwest::Response, GcsError> {
+    ) -> Result<reqwest::Response, StorageError> {
         let mut request = self
             .http
             .get(format!("{}/storage/v1/b/{bucket}/o", self.base))
@@ -195,12 +169,12 @@ impl Gcs {
         let response = request
             .send()
             .await
-            .map_err(|e| GcsError::Other(format!("list {bucket}: {e}")))?;
-        checked(response).await
+            .map_err(|e| StorageError::Other(format!("list {bucket}: {e}")))?;
+        super::checked(response).await
     }
 
     /// Deletes one object; one already gone is fine.
-    pub async fn delete(&self, bucket: &str, name: &str) -> Result<(), GcsError> {
+    pub async fn delete(&self, bucket: &str, name: &str) -> Result<(), StorageError> {
         let mut request = self.http.delete(self.object_url(bucket, name));
         if let Some(bearer) = self.bearer().await? {
             request = request.bearer_auth(bearer);
@@ -208,23 +182,19 @@ impl Gcs {
         let response = request
             .send()
             .await
-            .map_err(|e| GcsError::Other(format!("delete {name}: {e}")))?;
+            .map_err(|e| StorageError::Other(format!("delete {name}: {e}")))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
-        checked(response).await.map(drop)
+        super::checked(response).await.map(drop)
     }
 
-    /// Deletes every object under `prefix` (never the whole bucket: the prefix must not be
-    /// empty); how many. Eight deletes run at a time.
-    pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, GcsError> {
-        if prefix.is_empty() {
-            return Err(GcsError::Other("refusing to delete a whole bucket".into()));
-        }
+    /// Deletes every object under `prefix`; how many. Eight deletes run at a time.
+    pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StorageError> {
         let mut deleted = 0;
         let mut token: Option<String> = None;
         loop {
-            let page = self.list(bucket, prefix, token.as_deref()).await?;
+            let page = self.list(bucket, prefix, None, token.as_deref()).await?;
             let names: Vec<String> = page.items.into_iter().map(|o| o.name).collect();
             for chunk in names.chunks(8) {
                 futures::future::try_join_all(chunk.iter().map(|name| self.delete(bucket, name)))
@@ -237,16 +207,4 @@ impl Gcs {
             }
         }
     }
-}
-
-async fn checked(response: reqwest::Response) -> Result<reqwest::Response, GcsError> {
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    Err(GcsError::Status {
-        status,
-        body: body.chars().take(300).collect(),
-    })
 }
