@@ -4,6 +4,8 @@
 mod attacks;
 mod auth;
 mod authorize;
+mod azure_emulator;
+mod azurite;
 mod batch;
 mod consistency;
 mod cors;
@@ -15,6 +17,7 @@ mod keyless;
 mod objects;
 mod ops;
 mod rate_limit;
+mod s3_control_plane;
 mod s3_emulator;
 mod sharing;
 mod sign;
