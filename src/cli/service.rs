@@ -72,12 +72,26 @@ pub fn migrate() -> Result<(), String> {
 pub fn policy_check(dir: &Path) -> Result<(), String> {
     let policies = Policies::load(dir).map_err(|e| e.to_string())?;
     let roles: Vec<&str> = policies.roles.names().collect();
+    let backends: Vec<String> = policies
+        .classes
+        .backends_in_use()
+        .map(|b| format!("{} ({})", b.name, b.kind.as_str()))
+        .collect();
     println!(
-        "{}: ok ({} roles: {}; classification levels: {})",
+        "{}: ok ({} roles: {}; classification levels: {}; backends: {})",
         dir.display(),
         roles.len(),
         roles.join(", "),
-        policies.classes.levels.join(" < ")
+        policies.classes.levels.join(" < "),
+        backends.join(", ")
     );
+    for class in policies.classes.iter().filter(|c| !c.advisory.is_empty()) {
+        println!(
+            "note: class {:?}: {} advisory only (backend {:?} cannot enforce it)",
+            class.name,
+            class.advisory.join(" and "),
+            class.backend
+        );
+    }
     Ok(())
 }

@@ -299,8 +299,7 @@ fn s3_signer(
     }
     let endpoint = match &target.endpoint {
         Some(endpoint) => Endpoint::custom(endpoint, target.scheme),
-        None if region == "us-east-1" => Endpoint::custom("s3.amazonaws.com", target.scheme),
-        None => Endpoint::custom(&format!("s3.{region}.amazonaws.com"), target.scheme),
+        None => Endpoint::aws(region, target.scheme),
     }
     .map_err(|e| e.to_string())?;
     let style = url_style(target)?;

@@ -1,6 +1,7 @@
 //! The authorization policy: roles and bucket classes from `policies/`, and the decision.
 
 mod action;
+mod backends;
 mod classes;
 mod decision;
 mod limits;
@@ -9,6 +10,7 @@ mod names;
 mod roles;
 
 pub use action::{Action, Actions};
+pub use backends::{Backend, BackendKind, BackendSettings, CredentialSource, DEFAULT_BACKEND};
 pub use classes::{BucketClass, Classes, Release};
 pub use decision::{
     BucketFacts, Caller, Decision, Grant, GrantPrincipal, Holding, Membership, Scope, decide,

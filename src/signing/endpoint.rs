@@ -129,6 +129,15 @@ impl Default for Endpoint {
 }
 
 impl Endpoint {
+    /// AWS's S3 endpoint for `region`: `s3.REGION.amazonaws.com`, and `s3.amazonaws.com` for
+    /// us-east-1 (botocore's legacy global endpoint, which presigned URLs use).
+    pub fn aws(region: &str, scheme: Scheme) -> Result<Self, SigningError> {
+        match region {
+            "us-east-1" => Self::custom("s3.amazonaws.com", scheme),
+            region => Self::custom(&format!("s3.{region}.amazonaws.com"), scheme),
+        }
+    }
+
     /// `storage.DOMAIN`, e.g. `storage.googleapis.com`.
     pub fn universe(domain: &str, scheme: Scheme) -> Result<Self, SigningError> {
         let domain = domain.trim_start_matches('.');
