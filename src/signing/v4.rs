@@ -90,13 +90,39 @@ pub(crate) struct Canonical {
     pub(crate) string_to_sign: String,
     /// The headers the client must send (lower-case names, normalised values), `host` aside.
     pub(crate) headers: Vec<(String, String)>,
+    /// The signed headers' names, `;`-separated, as the `Authorization` header names them.
+    pub(crate) signed_headers: String,
 }
 
+/// Canonicalises a presigned URL: the signer's parameters go into the query.
 pub(crate) fn canonicalize(
     dialect: &Dialect,
     auth: &Auth<'_>,
     stamp: &Stamp,
     request: &Request<'_>,
+) -> Result<Canonical, SigningError> {
+    canonicalize_placed(dialect, auth, stamp, request, true)
+}
+
+/// Canonicalises a request signed in its `Authorization` header: the query is the request's own
+/// and nothing else. The signer's date and session token are headers the caller adds to
+/// `request.headers` (their names differ per dialect and are signed like any other);
+/// `request.expires` and `auth.security_token` are not used.
+pub(crate) fn canonicalize_for_header(
+    dialect: &Dialect,
+    auth: &Auth<'_>,
+    stamp: &Stamp,
+    request: &Request<'_>,
+) -> Result<Canonical, SigningError> {
+    canonicalize_placed(dialect, auth, stamp, request, false)
+}
+
+fn canonicalize_placed(
+    dialect: &Dialect,
+    auth: &Auth<'_>,
+    stamp: &Stamp,
+    request: &Request<'_>,
+    presigned: bool,
 ) -> Result<Canonical, SigningError> {
     let headers = canonical_headers(request.headers, request.host)?;
     let mut signed_headers = String::with_capacity(headers.len() * 16);
@@ -122,14 +148,18 @@ pub(crate) fn canonicalize(
         given.push((encoding::query(name), encoding::query(value)));
     }
     let mut signer: Vec<(String, String)> = Vec::with_capacity(6);
-    for (param, value) in [
-        ("Algorithm", Some(auth.algorithm)),
-        ("Credential", Some(auth.credential)),
-        ("Date", Some(stamp.datetime())),
-        ("Expires", Some(expires.as_str())),
-        ("SignedHeaders", Some(signed_headers.as_str())),
-        ("Security-Token", auth.security_token),
-    ] {
+    for (param, value) in presigned
+        .then_some([
+            ("Algorithm", Some(auth.algorithm)),
+            ("Credential", Some(auth.credential)),
+            ("Date", Some(stamp.datetime())),
+            ("Expires", Some(expires.as_str())),
+            ("SignedHeaders", Some(signed_headers.as_str())),
+            ("Security-Token", auth.security_token),
+        ])
+        .into_iter()
+        .flatten()
+    {
         if let Some(value) = value {
             signer.push((format!("{}{param}", dialect.prefix), encoding::query(value)));
         }
@@ -185,6 +215,7 @@ pub(crate) fn canonicalize(
         canonical_request,
         string_to_sign,
         headers,
+        signed_headers,
     })
 }
 
