@@ -6,7 +6,7 @@ use crate::cloud::{GOOGLE_TOKEN_URI, IamSigner, MetadataServer, ServiceAccountTo
 use crate::config::Config;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
-use crate::signer::{SigningService, reload_keys};
+use crate::signer::{BackendSigner, Signers, SigningService, reload_keys};
 use crate::signing::{Algorithm, Endpoint, KeyFiles, UrlSigner, UrlStyle};
 use crate::store::{AuditLog, AuditWriters, DecisionCache, Store};
 use std::future::Future;
@@ -29,6 +29,85 @@ fn start_error(setting: &'static str, message: impl ToString) -> StartError {
         setting,
         message: message.to_string(),
     }
+}
+
+/// A signer for every S3 and Azure backend a class is on, their credentials read now: a
+/// missing or unreadable key stops the start, naming the backend.
+fn backend_signers(
+    policies: &Policies,
+) -> Result<std::collections::HashMap<String, Arc<BackendSigner>>, StartError> {
+    use crate::policy::{BackendSettings, CredentialSource};
+    use crate::signing::{AzureCredentials, AzureSigner, S3Credentials, S3Signer, SasKey};
+    let mut signers = std::collections::HashMap::new();
+    for backend in policies.classes.backends_in_use() {
+        let failed = |message: String| {
+            start_error(
+                "BROKER_POLICIES_DIR",
+                format!("classes.toml: backend {:?}: {message}", backend.name),
+            )
+        };
+        let env = |name: &str| {
+            std::env::var(name).map_err(|_| failed(format!("credentials = \"env\" needs {name}")))
+        };
+        let signer = match &backend.settings {
+            BackendSettings::Gcs => continue,
+            BackendSettings::S3 {
+                endpoint,
+                region,
+                url_style,
+                credentials,
+            } => {
+                let credentials = match credentials {
+                    CredentialSource::File(path) => S3Credentials::load(path),
+                    CredentialSource::Env => S3Credentials::new(
+                        env("AWS_ACCESS_KEY_ID")?,
+                        env("AWS_SECRET_ACCESS_KEY")?,
+                        std::env::var("AWS_SESSION_TOKEN").ok(),
+                    ),
+                    other => return Err(failed(format!("credentials {other:?} cannot sign S3"))),
+                }
+                .map_err(|e| failed(e.to_string()))?;
+                let signer =
+                    S3Signer::new(credentials, region, endpoint.clone(), url_style.clone())
+                        .map_err(|e| failed(e.to_string()))?;
+                BackendSigner::s3(signer)
+            }
+            BackendSettings::Azure {
+                account,
+                endpoint,
+                credentials,
+            } => {
+                let credentials = match credentials {
+                    CredentialSource::File(path) => AzureCredentials::load(path),
+                    CredentialSource::Env => {
+                        AzureCredentials::new(account, &env("AZURE_STORAGE_KEY")?)
+                    }
+                    CredentialSource::EntraId => {
+                        return Err(failed(
+                            "credentials = \"entra-id\" is not available yet; use a key file"
+                                .into(),
+                        ));
+                    }
+                    CredentialSource::Broker => {
+                        return Err(failed("an Azure backend needs credentials".into()));
+                    }
+                }
+                .map_err(|e| failed(e.to_string()))?;
+                if credentials.account != *account {
+                    return Err(failed(format!(
+                        "the key file is for account {:?}, the backend for {account:?}",
+                        credentials.account
+                    )));
+                }
+                BackendSigner::azure(AzureSigner::new(
+                    SasKey::Account(credentials),
+                    endpoint.clone(),
+                ))
+            }
+        };
+        signers.insert(backend.name.clone(), Arc::new(signer));
+    }
+    Ok(signers)
 }
 
 /// The service, bound to its address, ready to run.
@@ -109,6 +188,7 @@ impl Application {
             leeway: oidc.leeway_seconds,
             clearance_claim: oidc.clearance_claim.clone(),
         };
+        let mut storage = std::collections::HashMap::new();
         let gcs = match (&config.storage_endpoint, &key, &metadata) {
             (Some(storage), _, _) => {
                 Some(ControlPlane::Gcs(Gcs::emulator(&storage.url, http.clone())))
@@ -131,6 +211,8 @@ impl Application {
             ))),
             (None, None, None) => None,
         };
+        storage.extend(gcs.map(|gcs| (crate::policy::DEFAULT_BACKEND.to_owned(), gcs)));
+        let signers = Signers::new(signer.clone(), backend_signers(&policies)?);
         // Background tasks, in the order shutdown stops them; the audit writers stop last.
         let mut background = Vec::new();
         let (audit, audit_writers) = AuditLog::start(store.pool().clone());
@@ -143,11 +225,11 @@ impl Application {
             audit,
             verifier: TokenVerifier::new(rules, keys),
             policies,
-            signer: signer.clone(),
+            signers,
             admin_role: config.admin_role.clone(),
             metrics: Default::default(),
             cache,
-            gcs,
+            storage,
             rate_limit,
             page_tokens: Default::default(),
         });

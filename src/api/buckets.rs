@@ -178,6 +178,12 @@ pub async fn create(
             ApiError::bad_request("invalid_request", "backend_bucket is required")
         })?;
         let backend = BucketName::parse(backend)?;
+        class
+            .backend_kind
+            .check_bucket_name(backend.as_str())
+            .map_err(|e| {
+                ApiError::bad_request("invalid_bucket_name", format!("backend_bucket: {e}"))
+            })?;
         let prefix = body.backend_prefix.clone().unwrap_or_default();
         let prefix = ObjectPrefix::parse(&prefix)
             .map_err(|e| ApiError::bad_request("invalid_prefix", format!("backend_{e}")))?
@@ -225,7 +231,7 @@ pub async fn create(
         // otherwise surface later as a failure of every listing. (Asked for storage admins
         // only: nobody else may make the broker probe storage.)
         if brownfield {
-            check_registrable(&state, &backend_bucket, &backend_prefix).await?;
+            check_registrable(&state, class, &backend_bucket, &backend_prefix).await?;
         }
         if state.store.bucket_exists(name.as_str()).await? {
             return Err(ApiError::Conflict {
@@ -300,15 +306,20 @@ fn project_not_found(project: Option<&ProjectSlug>) -> ApiError {
 
 /// Refuses to register `prefix` of storage bucket `backend` unless storage has the bucket and
 /// lets the broker list it.
-async fn check_registrable(state: &AppState, backend: &str, prefix: &str) -> Result<(), ApiError> {
-    let Some(gcs) = &state.gcs else {
+async fn check_registrable(
+    state: &AppState,
+    class: &crate::policy::BucketClass,
+    backend: &str,
+    prefix: &str,
+) -> Result<(), ApiError> {
+    let Some(storage) = state.control_plane(class) else {
         tracing::warn!(
             backend,
             "no storage control plane: registering a bucket without checking that it exists"
         );
         return Ok(());
     };
-    gcs.check_listable(backend, prefix).await.map_err(|e| {
+    storage.check_listable(backend, prefix).await.map_err(|e| {
         if e.is_not_found() {
             ApiError::bad_request(
                 "backend_bucket_not_found",
@@ -384,7 +395,7 @@ async fn release(
         class.release
     );
     if class.release == Release::Delete {
-        let Some(gcs) = &state.gcs else {
+        let Some(storage) = state.control_plane(class) else {
             tracing::error!(
                 bucket,
                 "a delete-policy bucket cannot be deleted: no storage control plane configured"
@@ -392,7 +403,7 @@ async fn release(
             return Err(ApiError::Unavailable);
         };
         // On failure the bucket stays, to be deleted again.
-        let removed = gcs
+        let removed = storage
             .delete_prefix(&record.backend_bucket, &record.backend_prefix)
             .await
             .map_err(|e| ApiError::from_storage(&e, bucket))?;

@@ -22,7 +22,7 @@ pub use sign::{BatchRequest, BatchResponse, BatchResult, SignRequest, SignRespon
 
 use crate::identity::{Principal, TokenVerifier};
 use crate::policy::Policies;
-use crate::signer::SigningService;
+use crate::signer::{BackendSigner, Signers};
 use crate::store::{AuditLog, BucketRecord, DecisionCache, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,13 +41,15 @@ pub struct Services {
     pub audit: AuditLog,
     pub verifier: TokenVerifier,
     pub policies: Policies,
-    pub signer: SigningService,
+    /// A signer per backend.
+    pub signers: Signers,
     pub admin_role: String,
     pub metrics: Metrics,
     /// What decisions read, dropped on every change any replica makes.
     pub cache: Arc<DecisionCache>,
-    /// Storage control plane, when one is configured.
-    pub gcs: Option<crate::backends::ControlPlane>,
+    /// Each backend's control plane, by backend name: absent where none is configured (GCS
+    /// signed with an HMAC key).
+    pub storage: std::collections::HashMap<String, crate::backends::ControlPlane>,
     /// Requests per verified subject, when limited.
     pub rate_limit: Option<Arc<SubjectLimiter>>,
     /// Seals listings' page tokens; its key is read from the database on first use.
@@ -102,9 +104,38 @@ impl Services {
         ))
     }
 
+    /// The signer of `class`'s backend (every backend a class names has one from the start).
+    pub fn signer(
+        &self,
+        class: &crate::policy::BucketClass,
+    ) -> Result<&Arc<BackendSigner>, ApiError> {
+        self.signers.backend(&class.backend).ok_or_else(|| {
+            tracing::error!(
+                class = class.name,
+                backend = class.backend,
+                "no signer for this backend"
+            );
+            ApiError::Internal
+        })
+    }
+
+    /// The control plane of `class`'s backend, when one is configured.
+    pub fn control_plane(
+        &self,
+        class: &crate::policy::BucketClass,
+    ) -> Option<&crate::backends::ControlPlane> {
+        self.storage.get(&class.backend)
+    }
+
     /// The longest lifetime a URL for a bucket of `class` may have here.
     pub fn ttl_limit(&self, class: &crate::policy::BucketClass) -> u32 {
-        crate::policy::ttl_limit(class, self.signer.max_expiry_seconds())
+        let signer_max = self
+            .signers
+            .backend(&class.backend)
+            .map_or(crate::signer::V4_MAX_EXPIRY_SECONDS, |s| {
+                s.max_expiry_seconds()
+            });
+        crate::policy::ttl_limit(class, signer_max)
     }
 
     /// The caller's personal bucket, made on their first request.

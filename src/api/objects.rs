@@ -1,14 +1,16 @@
-//! `GET /v1/buckets/{bucket}/objects` and `POST /v1/sign/prefix`: listing through GCS, filtered
-//! to what the caller may read, with backend prefixes never shown. No object byte passes here.
+//! `GET /v1/buckets/{bucket}/objects` and `POST /v1/sign/prefix`: listing through the bucket's
+//! backend, filtered to what the caller may read, with backend prefixes never shown. No object byte passes here.
 
 use super::access::{Allowed, AuditTrail, BucketAccess, Granted};
 use super::{ApiError, ApiJson, AppState, Caller, ItemError, StreamError};
 use crate::backends::{ControlPlane, ObjectInfo};
 use crate::policy::{Action, ObjectKey, ObjectPrefix, Scope, check_text, check_ttl};
-use crate::signing::{BucketName, Expiry, Method, ObjectName, UrlRequest, rfc3339_seconds};
+use crate::signer::{BackendSigner, ObjectMethod, ObjectUrl};
+use crate::signing::{BucketName, Expiry, ObjectName, rfc3339_seconds};
 use crate::store::BucketRecord;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use axum::response::Response;
@@ -64,6 +66,9 @@ pub struct ManifestLine {
     pub size: Option<u64>,
     pub url: String,
     pub expires_at: String,
+    /// `gcs-v4`, `s3-sigv4` or `azure-sas` (absent in manifests written before backends).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub protocol: String,
 }
 
 /// Any line of a prefix manifest: a URL, an object the broker would not sign, or why the
@@ -76,9 +81,10 @@ pub enum ManifestEntry {
     Stopped(StreamError),
 }
 
-/// A bucket the caller may list, and the control plane to list it with.
+/// A bucket the caller may list, the control plane to list it with and the signer of its URLs.
 struct Listable<'a> {
-    gcs: &'a ControlPlane,
+    storage: &'a ControlPlane,
+    signer: Arc<BackendSigner>,
     access: BucketAccess<'a>,
 }
 
@@ -95,7 +101,11 @@ impl<'a> Listable<'a> {
         ObjectPrefix::parse(prefix).map_err(|e| ApiError::bad_request("invalid_prefix", e))?;
         let Granted { class, allowed, .. } = access.authorize_listing(trail, prefix, method)?;
         let ttl_limit = state.ttl_limit(class);
-        let Some(gcs) = &state.gcs else {
+        let signer = match state.signer(class) {
+            Ok(signer) => signer.clone(),
+            Err(error) => return Err(allowed.refuse(trail, "no signer".into(), error)),
+        };
+        let Some(storage) = state.control_plane(class) else {
             tracing::error!(
                 "listing needs a storage control plane (BROKER_STORAGE_ENDPOINT or a service-account key)"
             );
@@ -105,7 +115,15 @@ impl<'a> Listable<'a> {
                 ApiError::Unavailable,
             ));
         };
-        Ok((Self { gcs, access }, allowed, ttl_limit))
+        Ok((
+            Self {
+                storage,
+                signer,
+                access,
+            },
+            allowed,
+            ttl_limit,
+        ))
     }
 
     fn record(&self) -> Result<&BucketRecord, ApiError> {
@@ -123,7 +141,7 @@ impl<'a> Listable<'a> {
         let backend_prefix = format!("{}{prefix}", record.backend_prefix);
         let start = start_after.map(|after| format!("{}{after}", record.backend_prefix));
         let page = self
-            .gcs
+            .storage
             .list(
                 &record.backend_bucket,
                 &backend_prefix,
@@ -242,14 +260,21 @@ pub async fn sign_prefix(
             Err(limit) => Err(allowed.exceeds(&mut trail, limit)),
         },
     );
-    let backend = match authorized {
+    let (backend, storage, signer) = match authorized {
         Ok((listable, allowed)) => {
             let backend = listable
                 .record()
                 .and_then(|r| BucketName::parse(&r.backend_bucket).map_err(|_| ApiError::Internal));
+            let storage = state
+                .class_of(listable.record()?)
+                .map(|(class, _)| class.backend.clone());
             allowed.done(&mut trail);
             trail.commit().await?;
-            backend?
+            (
+                backend?,
+                storage.ok_or(ApiError::Internal)?,
+                listable.signer,
+            )
         }
         Err(error) => return Err(trail.fail(error).await),
     };
@@ -258,9 +283,12 @@ pub async fn sign_prefix(
     // One page in flight: the stream waits for the client before listing on.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
-        let Some(gcs) = &state.gcs else { return };
+        let Some(storage) = state.storage.get(&storage) else {
+            return;
+        };
         let listable = Listable {
-            gcs,
+            storage,
+            signer,
             access: BucketAccess::with_context(&state, &caller, &request.bucket, context),
         };
         let mut token: Option<String> = None;
@@ -326,10 +354,13 @@ async fn manifest_page(
     }
     let requests = signable
         .iter()
-        .map(|(_, name)| UrlRequest::new(Method::Get, backend.clone(), Some(name.clone()), expiry))
+        .map(|(_, name)| {
+            let url = ObjectUrl::new(ObjectMethod::Get, backend.clone(), name.clone(), expiry);
+            (listable.signer.clone(), url)
+        })
         .collect();
     let signed = state
-        .signer
+        .signers
         .sign_all(requests, OffsetDateTime::now_utc())
         .await;
     let mut lines = Vec::with_capacity(signable.len() * 600);
@@ -366,6 +397,7 @@ async fn manifest_page(
             object: object.name,
             url: signed.url,
             expires_at: rfc3339_seconds(signed.expires_at),
+            protocol: listable.signer.protocol().to_owned(),
         });
     }
     // The page's rows are committed before any of its URLs is written.

@@ -383,6 +383,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn limits_a_backend_cannot_enforce_are_refused_unless_marked_advisory() {
         let s3 = r#"kind = "s3"
             region = "us-east-1"

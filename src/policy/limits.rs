@@ -15,6 +15,8 @@ pub enum LimitExceeded {
     ContentTypeRequired,
     #[error("max_size {asked} is above this bucket's limit of {limit} bytes")]
     MaxSize { asked: u64, limit: u64 },
+    #[error("size {asked} is above this upload's limit of {limit} bytes")]
+    Size { asked: u64, limit: u64 },
 }
 
 impl LimitExceeded {
@@ -25,6 +27,7 @@ impl LimitExceeded {
             Self::ContentType(_) => "content_type_not_allowed",
             Self::ContentTypeRequired => "content_type_required",
             Self::MaxSize { .. } => "max_size_exceeds_limit",
+            Self::Size { .. } => "size_exceeds_limit",
         }
     }
 }
@@ -201,6 +204,7 @@ mod tests {
             LimitExceeded::ContentType(String::new()).code(),
             LimitExceeded::ContentTypeRequired.code(),
             LimitExceeded::MaxSize { asked: 2, limit: 1 }.code(),
+            LimitExceeded::Size { asked: 2, limit: 1 }.code(),
         ];
         assert_eq!(
             codes,
@@ -208,7 +212,8 @@ mod tests {
                 "ttl_exceeds_limit",
                 "content_type_not_allowed",
                 "content_type_required",
-                "max_size_exceeds_limit"
+                "max_size_exceeds_limit",
+                "size_exceeds_limit"
             ]
         );
     }

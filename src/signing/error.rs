@@ -38,6 +38,8 @@ pub enum SigningError {
     InvalidRegion(String),
     #[error("invalid signing time: {0}")]
     InvalidTime(&'static str),
+    #[error("{0}")]
+    UnsupportedByBackend(String),
     #[error("the signing backend failed: {0}")]
     Backend(String),
     #[error("the signing service is unavailable: {0}")]
@@ -61,6 +63,7 @@ impl SigningError {
             Self::InvalidEndpoint { .. } => "invalid_endpoint",
             Self::InvalidRegion(_) => "invalid_region",
             Self::InvalidTime(_) => "invalid_time",
+            Self::UnsupportedByBackend(_) => "unsupported_by_backend",
             Self::Backend(_) => "signing_backend_failed",
             Self::Unavailable(_) => "signing_unavailable",
         }

@@ -6,7 +6,7 @@ use super::request::{SignRequest, SignResponse};
 use super::{answer, check};
 use crate::api::access::{AuditTrail, BucketAccess};
 use crate::api::{ApiError, ApiJson, AppState, Caller, ItemError};
-use crate::signing::{Expiry, UrlRequest};
+use crate::signing::Expiry;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -167,9 +167,12 @@ async fn run_chunk<'a>(
             Err(error) => results[slot] = Some(failed(index, &error)),
         }
     }
-    let requests: Vec<UrlRequest> = planned.iter().map(|(_, _, p)| p.request.clone()).collect();
+    let requests = planned
+        .iter()
+        .map(|(_, _, p)| (p.signer.clone(), p.url.clone()))
+        .collect();
     let signed = state
-        .signer
+        .signers
         .sign_all(requests, OffsetDateTime::now_utc())
         .await;
     let mut answers = Vec::with_capacity(planned.len());
@@ -177,18 +180,18 @@ async fn run_chunk<'a>(
         match signed {
             Ok(url) => {
                 p.allowed.signed(&mut trail, url.expires_at);
-                answers.push((slot, index, p.method, url));
+                answers.push((slot, index, p.shape, url));
             }
             Err(error) => results[slot] = Some(failed(index, &error.into())),
         }
     }
     // Every URL's row is committed before any URL of this run is answered.
     trail.commit().await?;
-    for (slot, index, method, url) in answers {
-        state.metrics.url_signed(method.label());
+    for (slot, index, shape, url) in answers {
+        state.metrics.url_signed(shape.method.label());
         results[slot] = Some(BatchResult::Signed {
             index,
-            signed: answer(url, method),
+            signed: answer(url, shape),
         });
     }
     Ok(results.into_iter().flatten().collect())

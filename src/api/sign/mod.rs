@@ -20,19 +20,20 @@ use crate::signing::{SignedUrl, rfc3339_seconds};
 use axum::Json;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use request::ApiMethod;
 use time::OffsetDateTime;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The default URL lifetime, in seconds.
 pub(super) const DEFAULT_TTL: i64 = 900;
 
-fn answer(signed: SignedUrl, method: ApiMethod) -> SignResponse {
+fn answer(signed: SignedUrl, shape: plan::Shape) -> SignResponse {
     SignResponse {
         url: signed.url,
-        method: method.label().to_owned(),
+        method: shape.method.label().to_owned(),
         headers: signed.headers.into_iter().collect(),
         expires_at: rfc3339_seconds(signed.expires_at),
+        protocol: shape.protocol.to_owned(),
+        advisory_limits: shape.advisory.iter().map(|l| (*l).to_owned()).collect(),
     }
 }
 
@@ -59,19 +60,22 @@ pub async fn sign(
         Ok(planned) => planned,
         Err(error) => return Err(trail.fail(error).await),
     };
-    let signed = state
-        .signer
-        .sign(planned.request, OffsetDateTime::now_utc())
-        .await;
+    let plan::Planned {
+        url,
+        signer,
+        allowed,
+        shape,
+    } = planned;
+    let signed = signer.sign(url, OffsetDateTime::now_utc()).await;
     let signed = match signed {
         Ok(signed) => signed,
         // Nothing was signed: the allowance is not recorded, as none was used.
         Err(error) => return Err(trail.fail(error.into()).await),
     };
-    planned.allowed.signed(&mut trail, signed.expires_at);
+    allowed.signed(&mut trail, signed.expires_at);
     trail.commit().await?;
-    state.metrics.url_signed(planned.method.label());
-    Ok(Json(answer(signed, planned.method)))
+    state.metrics.url_signed(shape.method.label());
+    Ok(Json(answer(signed, shape)))
 }
 
 /// `/v1/sign`, `/v1/sign/batch` (with a larger body limit), `/v1/upload-policy`.

@@ -4,15 +4,29 @@
 use super::request::{ApiMethod, Checked};
 use crate::api::access::{Allowed, AuditTrail, BucketAccess, Granted};
 use crate::api::{ApiError, AppState};
+use crate::policy::BackendKind;
 use crate::policy::{Scope, check_ttl, check_upload};
-use crate::signing::{BucketName, Expiry, ObjectName, UrlRequest};
+use crate::signer::{BackendSigner, ObjectUrl, Upload};
+use crate::signing::{BucketName, Expiry, ObjectName};
 use crate::store::BucketRecord;
+use std::sync::Arc;
 
-/// An authorized request, ready to sign, with its audit row waiting for the expiry.
+/// An authorized request, ready to sign with its backend's signer, with its audit row waiting
+/// for the expiry.
 pub(super) struct Planned {
-    pub request: UrlRequest,
-    pub method: ApiMethod,
+    pub url: ObjectUrl,
+    pub signer: Arc<BackendSigner>,
     pub allowed: Allowed,
+    pub shape: Shape,
+}
+
+/// What the answer says beside the URL.
+pub(super) struct Shape {
+    pub method: ApiMethod,
+    /// `gcs-v4`, `s3-sigv4` or `azure-sas`.
+    pub protocol: &'static str,
+    /// The class's limits its backend cannot enforce.
+    pub advisory: Vec<&'static str>,
 }
 
 /// The backend object for `object` in `bucket`.
@@ -72,38 +86,85 @@ pub(super) fn plan(
             return Err(allowed.refuse(trail, reason, error));
         }
     };
-    let mut url = UrlRequest::new(method.signing(), backend_bucket, Some(backend_name), expiry);
+    let signer = match state.signer(class) {
+        Ok(signer) => signer.clone(),
+        Err(error) => return Err(allowed.refuse(trail, "no signer for its backend".into(), error)),
+    };
+    let mut url = ObjectUrl::new(method.object_method(), backend_bucket, backend_name, expiry);
     if method.uploads() {
+        let kind = class.backend_kind;
         let max_size = match check_upload(class, request.content_type.as_deref(), request.max_size)
+            .and_then(|max| check_size(request.size, max).map(|()| max))
         {
             Ok(max_size) => max_size,
             Err(limit) => return Err(allowed.exceeds(trail, limit)),
         };
-        if let Some(ct) = &request.content_type {
-            url = url.header("content-type", ct.as_str());
+        let unsupported = match kind {
+            BackendKind::S3 | BackendKind::Azure if method == ApiMethod::Resumable => Some(
+                "RESUMABLE is a GCS upload; this bucket's storage takes large uploads as multipart (S3) or blocks (Azure) with a PUT URL",
+            ),
+            BackendKind::S3 if request.size.is_none() && max_size.is_some() => Some(
+                "this bucket's storage (S3) binds an upload's size only as its exact Content-Length: give size, the upload's size in bytes",
+            ),
+            BackendKind::Azure
+                if request
+                    .metadata
+                    .iter()
+                    .flatten()
+                    .any(|(key, _)| !azure_metadata_name(key)) =>
+            {
+                Some(
+                    "this bucket's storage (Azure) takes metadata keys that are identifiers: a-z, 0-9 and '_', not starting with a digit",
+                )
+            }
+            _ => None,
+        };
+        if let Some(why) = unsupported {
+            let error = ApiError::bad_request("unsupported_by_backend", why);
+            return Err(allowed.refuse(trail, format!("not signable: {why}"), error));
         }
-        if let Some(md5) = &request.content_md5 {
-            url = url.header("content-md5", md5.as_str());
-        }
-        if let Some(max) = max_size {
-            url = url.header("x-goog-content-length-range", format!("0,{max}"));
-        }
-        for (key, value) in request.metadata.iter().flatten() {
-            url = url.header(format!("x-goog-meta-{key}"), value.as_str());
-        }
-        if method == ApiMethod::Resumable {
-            url = url.header("x-goog-resumable", "start");
-        }
+        url.upload = Upload {
+            content_type: request.content_type.clone(),
+            content_md5: request.content_md5.clone(),
+            size: request.size,
+            // Advisory on a backend that cannot bind it: checked above, never signed.
+            max_size: max_size.filter(|_| kind.binds_upload_size()),
+            metadata: request
+                .metadata
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
     }
-    if let Some(ct) = &request.response_content_type {
-        url = url.query("response-content-type", ct.as_str());
-    }
-    if let Some(cd) = &request.response_content_disposition {
-        url = url.query("response-content-disposition", cd.as_str());
-    }
-    Ok(Planned {
-        request: url,
+    url.response_content_type = request.response_content_type.clone();
+    url.response_content_disposition = request.response_content_disposition.clone();
+    let shape = Shape {
         method,
+        protocol: signer.protocol(),
+        advisory: class.advisory.clone(),
+    };
+    Ok(Planned {
+        url,
+        signer,
         allowed,
+        shape,
     })
+}
+
+/// Refuses a declared size above the size limit.
+fn check_size(size: Option<u64>, max: Option<u64>) -> Result<(), crate::policy::LimitExceeded> {
+    match (size, max) {
+        (Some(asked), Some(limit)) if asked > limit => {
+            Err(crate::policy::LimitExceeded::Size { asked, limit })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Azure metadata names are C# identifiers.
+fn azure_metadata_name(key: &str) -> bool {
+    key.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !key.starts_with(|c: char| c.is_ascii_digit())
 }

@@ -4,7 +4,8 @@
 use super::DEFAULT_TTL;
 use crate::api::ApiError;
 use crate::policy::{Action, LogicalBucketName, ObjectKey, check_text, control_character};
-use crate::signing::{Expiry, Method};
+use crate::signer::ObjectMethod;
+use crate::signing::Expiry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,7 +31,11 @@ pub struct SignRequest {
     /// Uploads: the largest size accepted, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
-    /// Uploads: `x-goog-meta-*` metadata the client must send.
+    /// Uploads: the exact size of the upload, in bytes, bound where the backend can bind it
+    /// (GCS's size range, S3's Content-Length). Required on S3 when a size limit applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Uploads: metadata the client must send (`x-goog-meta-*`, `x-amz-meta-*`, `x-ms-meta-*`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Downloads: override the response's Content-Type.
@@ -51,6 +56,13 @@ pub struct SignResponse {
     pub headers: BTreeMap<String, String>,
     /// RFC 3339.
     pub expires_at: String,
+    /// What the client speaks to storage: `gcs-v4`, `s3-sigv4` or `azure-sas` (which upload
+    /// flows exist: GCS resumable, S3 multipart, Azure blocks).
+    pub protocol: String,
+    /// Limits of the bucket's class its storage cannot enforce on this URL (`max_object_size`,
+    /// `content_types`): advice the client is asked to follow, not a guarantee.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisory_limits: Vec<String>,
 }
 
 /// The methods of the API and what they mean for signing and deciding.
@@ -88,13 +100,13 @@ impl ApiMethod {
         }
     }
 
-    pub(super) fn signing(self) -> Method {
+    pub(super) fn object_method(self) -> ObjectMethod {
         match self {
-            Self::Get => Method::Get,
-            Self::Head => Method::Head,
-            Self::Put => Method::Put,
-            Self::Delete => Method::Delete,
-            Self::Resumable => Method::Post,
+            Self::Get => ObjectMethod::Get,
+            Self::Head => ObjectMethod::Head,
+            Self::Put => ObjectMethod::Put,
+            Self::Delete => ObjectMethod::Delete,
+            Self::Resumable => ObjectMethod::Resumable,
         }
     }
 
@@ -135,6 +147,7 @@ pub(in crate::api) fn check(
         ("content_type", request.content_type.is_some()),
         ("content_md5", request.content_md5.is_some()),
         ("max_size", request.max_size.is_some()),
+        ("size", request.size.is_some()),
         ("metadata", request.metadata.is_some()),
     ];
     if let Some((field, _)) = upload_only

@@ -34,6 +34,8 @@ pub struct UploadPolicyResponse {
     pub url: String,
     pub fields: BTreeMap<String, String>,
     pub expires_at: String,
+    /// `gcs-v4` or `s3-sigv4` (Azure has no form uploads).
+    pub protocol: String,
 }
 
 /// A signed POST policy for an HTML form upload.
@@ -99,9 +101,15 @@ pub async fn upload_policy(
             let checked = check_ttl(ttl, state.ttl_limit(class)).and_then(|()| {
                 check_upload(class, request.content_type.as_deref(), request.max_size)
             });
-            let key = checked.map(|max_size| (max_size, policy_key(record, &object, exact)));
+            let key = checked.map(|max_size| {
+                let signer = state.signer(class).cloned();
+                (
+                    max_size,
+                    policy_key(record, &object, exact).and_then(|key| Ok((key, signer?))),
+                )
+            });
             match key {
-                Ok((max_size, Ok(key))) => Ok((max_size, key, allowed)),
+                Ok((max_size, Ok((key, signer)))) => Ok((max_size, key, signer, allowed)),
                 Ok((_, Err(error))) => {
                     let reason = format!("not signable: {}", error.detail());
                     Err(allowed.refuse(&mut trail, reason, error))
@@ -109,7 +117,7 @@ pub async fn upload_policy(
                 Err(limit) => Err(allowed.exceeds(&mut trail, limit)),
             }
         });
-    let (max_size, (backend_bucket, key), allowed) = match planned {
+    let (max_size, (backend_bucket, key), signer, allowed) = match planned {
         Ok(planned) => planned,
         Err(error) => return Err(trail.fail(error).await),
     };
@@ -128,11 +136,7 @@ pub async fn upload_policy(
             .conditions
             .push(Condition::ContentLengthRange { min: 0, max });
     }
-    let signed = match state
-        .signer
-        .post_policy(policy, OffsetDateTime::now_utc())
-        .await
-    {
+    let signed = match signer.post_policy(policy, OffsetDateTime::now_utc()).await {
         Ok(signed) => signed,
         Err(error) => return Err(trail.fail(error.into()).await),
     };
@@ -143,6 +147,7 @@ pub async fn upload_policy(
         url: signed.url,
         fields: signed.fields.into_iter().collect(),
         expires_at: rfc3339_seconds(signed.expires_at),
+        protocol: signer.protocol().to_owned(),
     }))
 }
 

@@ -348,7 +348,7 @@ fn run_stack() -> Result<(), String> {
             (None, Some(storage)) => format!("{} (BROKER_STORAGE_ENDPOINT)", storage.url),
             (None, None) => "https://storage.googleapis.com".to_owned(),
         };
-        let signer = state.signer.identity().credential_id.clone();
+        let signer = state.signers.gcs().identity().credential_id.clone();
         let server = tokio::spawn(app.run_until(shutdown_signal()));
         let bucket = alice.name;
         let object = "hello.txt";

@@ -289,6 +289,7 @@ async fn by_list(
                         size: None,
                         url: signed.url,
                         expires_at: signed.expires_at,
+                        protocol: signed.protocol,
                     })?;
                 }
                 BatchResult::Failed { index, error } => {

@@ -1,0 +1,221 @@
+//! GCS signing: a local key (RSA or HMAC, signed on the rayon pool so the async workers never
+//! block, re-read when its file is replaced) or keyless signing through IAM `signBlob`
+//! (Workload Identity on GKE). Both sign exactly what [`prepare_url`] and
+//! [`prepare_post_policy`] produce.
+
+use super::{Pool, on_pool};
+use crate::cloud::IamSigner;
+use crate::signing::{
+    Algorithm, Endpoint, KeyFiles, PostPolicy, PostPolicyRequest, SignedUrl, Signer, SigningError,
+    SigningIdentity, UrlRequest, UrlSigner, UrlStyle, prepare_post_policy, prepare_url,
+};
+use futures::StreamExt;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Longest URL lifetime with keyless signing: Google-managed keys are only guaranteed for 12 hours.
+pub const KEYLESS_MAX_EXPIRY_SECONDS: u32 = 43_200;
+/// Longest URL lifetime GCS V4 allows.
+pub const V4_MAX_EXPIRY_SECONDS: u32 = 604_800;
+
+/// Signs URLs and POST policies for the API.
+#[derive(Clone, Debug)]
+pub struct SigningService(Arc<Backend>);
+
+#[derive(Debug)]
+enum Backend {
+    /// Swapped whole when the key file is replaced (a rotation).
+    Local(arc_swap::ArcSwap<UrlSigner>),
+    Keyless {
+        iam: Arc<IamSigner>,
+        identity: SigningIdentity,
+        endpoint: Endpoint,
+        style: UrlStyle,
+        /// signBlob calls one batch keeps in flight.
+        concurrency: usize,
+    },
+}
+
+impl SigningService {
+    /// Signs with a local key.
+    pub fn local(signer: UrlSigner) -> Self {
+        Self(Arc::new(Backend::Local(arc_swap::ArcSwap::from_pointee(
+            signer,
+        ))))
+    }
+
+    /// Signs with `key` from now on, for the same endpoint and URL style; URLs already handed
+    /// out stay valid as long as the old key exists. Keyless signing has no key to replace.
+    pub fn replace_key(&self, key: Arc<dyn Signer>) {
+        if let Backend::Local(current) = &*self.0 {
+            current.rcu(|signer| Arc::new(signer.with_key(key.clone())));
+        }
+    }
+
+    /// Signs through IAM `signBlob`; a batch keeps at most `concurrency` calls in flight.
+    pub fn keyless(
+        iam: Arc<IamSigner>,
+        endpoint: Endpoint,
+        style: UrlStyle,
+        concurrency: usize,
+    ) -> Self {
+        let identity = SigningIdentity {
+            algorithm: Algorithm::RsaSha256,
+            credential_id: iam.email().to_owned(),
+        };
+        Self(Arc::new(Backend::Keyless {
+            iam,
+            identity,
+            endpoint,
+            style,
+            concurrency: concurrency.max(1),
+        }))
+    }
+
+    /// The local signer (none when signing is keyless): what a batch signs with on the pool.
+    pub(super) fn local_signer(&self) -> Option<Arc<UrlSigner>> {
+        match &*self.0 {
+            Backend::Local(signer) => Some(signer.load_full()),
+            Backend::Keyless { .. } => None,
+        }
+    }
+
+    /// The local key that signs now (none when signing is keyless): what the control plane's
+    /// OAuth tokens are minted with, so that a rotated key reaches them too.
+    pub fn current_key(&self) -> Option<Arc<dyn Signer>> {
+        match &*self.0 {
+            Backend::Local(signer) => Some(signer.load().key()),
+            Backend::Keyless { .. } => None,
+        }
+    }
+
+    /// Who signs.
+    pub fn identity(&self) -> SigningIdentity {
+        match &*self.0 {
+            Backend::Local(signer) => signer.load().identity().clone(),
+            Backend::Keyless { identity, .. } => identity.clone(),
+        }
+    }
+
+    /// The longest lifetime a URL may have with this backend.
+    pub fn max_expiry_seconds(&self) -> u32 {
+        match &*self.0 {
+            Backend::Local(_) => V4_MAX_EXPIRY_SECONDS,
+            Backend::Keyless { .. } => KEYLESS_MAX_EXPIRY_SECONDS,
+        }
+    }
+
+    /// Signs one URL.
+    pub async fn sign(
+        &self,
+        request: UrlRequest,
+        at: OffsetDateTime,
+    ) -> Result<SignedUrl, SigningError> {
+        match &*self.0 {
+            Backend::Local(signer) => {
+                let signer = signer.load_full();
+                on_pool(Pool::Interactive, move || signer.sign(&request, at)).await?
+            }
+            Backend::Keyless {
+                iam,
+                identity,
+                endpoint,
+                style,
+                ..
+            } => {
+                let prepared = prepare_url(identity, endpoint, style, &request, at)?;
+                let signature = iam.sign_blob(prepared.string_to_sign().as_bytes()).await?;
+                Ok(prepared.finish(&signature))
+            }
+        }
+    }
+
+    /// Signs many URLs; results keep the input's order and fail one by one.
+    pub async fn sign_all(
+        &self,
+        requests: Vec<UrlRequest>,
+        at: OffsetDateTime,
+    ) -> Vec<Result<SignedUrl, SigningError>> {
+        match &*self.0 {
+            Backend::Local(signer) => {
+                let signer = signer.load_full();
+                let count = requests.len();
+                match on_pool(Pool::Bulk, move || signer.sign_all(&requests, at)).await {
+                    Ok(results) => results,
+                    Err(err) => (0..count)
+                        .map(|_| Err(SigningError::Backend(err.to_string())))
+                        .collect(),
+                }
+            }
+            Backend::Keyless { concurrency, .. } => {
+                futures::stream::iter(requests)
+                    .map(|request| self.sign(request, at))
+                    .buffered(*concurrency)
+                    .collect()
+                    .await
+            }
+        }
+    }
+
+    /// Signs a POST policy for an HTML form upload.
+    pub async fn post_policy(
+        &self,
+        request: PostPolicyRequest,
+        at: OffsetDateTime,
+    ) -> Result<PostPolicy, SigningError> {
+        match &*self.0 {
+            Backend::Local(signer) => {
+                let signer = signer.load_full();
+                on_pool(Pool::Interactive, move || signer.post_policy(&request, at)).await?
+            }
+            Backend::Keyless {
+                iam,
+                identity,
+                endpoint,
+                style,
+                ..
+            } => {
+                let prepared = prepare_post_policy(identity, endpoint, style, &request, at)?;
+                let signature = iam.sign_blob(prepared.string_to_sign().as_bytes()).await?;
+                Ok(prepared.finish(&signature))
+            }
+        }
+    }
+}
+
+/// Re-reads the key files every `every`: a replaced first file (a rotated Kubernetes Secret)
+/// signs from then on without a restart (URLs, and the control plane's tokens); when the first
+/// cannot be read the second signs, and when none can, the key loaded before keeps signing.
+/// `current` is the fingerprint of the key signing now.
+pub fn reload_keys(
+    files: KeyFiles,
+    mut current: [u8; 32],
+    signer: SigningService,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let reading = files.clone();
+            let Ok((loaded, errors)) =
+                tokio::task::spawn_blocking(move || reading.load_first()).await
+            else {
+                continue;
+            };
+            for error in &errors {
+                tracing::warn!(%error, "a signing key file cannot be used");
+            }
+            match loaded {
+                Some(key) if key.fingerprint != current => {
+                    current = key.fingerprint;
+                    tracing::info!(path = %key.path.display(), signer = %key.signer.identity().credential_id, "signing with a new key");
+                    signer.replace_key(key.signer);
+                }
+                Some(_) => {}
+                None => tracing::error!(
+                    "no signing key file can be read; signing with the key loaded before"
+                ),
+            }
+        }
+    })
+}

@@ -1,0 +1,273 @@
+//! The signing service the API signs through, one signer per configured backend, composed above
+//! [`crate::signing`] (pure) and [`crate::cloud`] (I/O). The API plans an [`ObjectUrl`] —
+//! what to sign, in no protocol's terms — and the bucket class's backend turns it into a GCS V4
+//! URL, an S3 SigV4 presigned URL or an Azure SAS, with the headers the client must send.
+//! Every local signature (RSA, HMAC) runs on a rayon pool, so the async workers never block.
+
+mod gcs;
+mod objects;
+
+pub use gcs::{KEYLESS_MAX_EXPIRY_SECONDS, SigningService, V4_MAX_EXPIRY_SECONDS, reload_keys};
+pub use objects::{ObjectMethod, ObjectUrl, Upload};
+
+use crate::policy::BackendKind;
+use crate::signing::{
+    AzureSigner, PostPolicy, PostPolicyRequest, S3Signer, SignedUrl, SigningError,
+};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Longest SAS lifetime the broker gives with an account key: the same week as V4 and SigV4.
+pub const AZURE_MAX_EXPIRY_SECONDS: u32 = 604_800;
+
+/// Signs for one backend.
+#[derive(Clone, Debug)]
+pub struct BackendSigner {
+    kind: BackendKind,
+    how: How,
+}
+
+#[derive(Clone, Debug)]
+enum How {
+    Gcs(SigningService),
+    S3(Arc<S3Signer>),
+    Azure(Arc<AzureSigner>),
+}
+
+impl BackendSigner {
+    /// GCS, through the broker's GCS signing service.
+    pub fn gcs(service: SigningService) -> Self {
+        Self {
+            kind: BackendKind::Gcs,
+            how: How::Gcs(service),
+        }
+    }
+
+    /// An S3 or S3-compatible store.
+    pub fn s3(signer: S3Signer) -> Self {
+        Self {
+            kind: BackendKind::S3,
+            how: How::S3(Arc::new(signer)),
+        }
+    }
+
+    /// Azure Blob Storage, signing SAS with `signer`.
+    pub fn azure(signer: AzureSigner) -> Self {
+        Self {
+            kind: BackendKind::Azure,
+            how: How::Azure(Arc::new(signer)),
+        }
+    }
+
+    /// `gcs-v4`, `s3-sigv4` or `azure-sas`: what the client speaks.
+    pub fn protocol(&self) -> &'static str {
+        self.kind.protocol()
+    }
+
+    /// The longest lifetime a URL may have with this signer.
+    pub fn max_expiry_seconds(&self) -> u32 {
+        match &self.how {
+            How::Gcs(service) => service.max_expiry_seconds(),
+            How::S3(_) => V4_MAX_EXPIRY_SECONDS,
+            How::Azure(_) => AZURE_MAX_EXPIRY_SECONDS,
+        }
+    }
+
+    /// Signs one URL.
+    pub async fn sign(
+        &self,
+        url: ObjectUrl,
+        at: OffsetDateTime,
+    ) -> Result<SignedUrl, SigningError> {
+        match &self.how {
+            How::Gcs(service) => service.sign(url.for_gcs(), at).await,
+            _ => {
+                let signer = self.clone();
+                on_pool(Pool::Interactive, move || signer.sign_now(&url, at)).await?
+            }
+        }
+    }
+
+    /// Signs now on this thread, when the key is local (`None` when signing is keyless).
+    fn sign_local(
+        &self,
+        url: &ObjectUrl,
+        at: OffsetDateTime,
+        gcs: Option<&crate::signing::UrlSigner>,
+    ) -> Option<Result<SignedUrl, SigningError>> {
+        match &self.how {
+            How::Gcs(_) => gcs.map(|signer| signer.sign(&url.for_gcs(), at)),
+            _ => Some(self.sign_now(url, at)),
+        }
+    }
+
+    /// Signs an S3 or Azure URL (HMAC: local, cheap).
+    fn sign_now(&self, url: &ObjectUrl, at: OffsetDateTime) -> Result<SignedUrl, SigningError> {
+        match &self.how {
+            How::Gcs(service) => match service.local_signer() {
+                Some(signer) => signer.sign(&url.for_gcs(), at),
+                None => Err(SigningError::Backend(
+                    "keyless GCS signing is asynchronous".into(),
+                )),
+            },
+            How::S3(signer) => signer.sign(&url.for_s3()?, at),
+            How::Azure(signer) => {
+                let sas = signer.sign(&url.for_azure(at)?)?;
+                Ok(SignedUrl {
+                    url: sas.url,
+                    method: url.method.http(),
+                    expires_at: sas.expires_at,
+                    headers: url.azure_headers(),
+                })
+            }
+        }
+    }
+
+    /// Signs a POST policy for an HTML form upload (GCS and S3; Azure has no form uploads).
+    pub async fn post_policy(
+        &self,
+        request: PostPolicyRequest,
+        at: OffsetDateTime,
+    ) -> Result<PostPolicy, SigningError> {
+        match &self.how {
+            How::Gcs(service) => service.post_policy(request, at).await,
+            How::S3(signer) => {
+                let signer = signer.clone();
+                on_pool(Pool::Interactive, move || signer.post_policy(&request, at)).await?
+            }
+            How::Azure(_) => Err(SigningError::UnsupportedByBackend(
+                "Azure Blob Storage has no HTML form uploads: sign a PUT (POST /v1/sign) instead"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Every backend's signer, by backend name.
+#[derive(Clone, Debug)]
+pub struct Signers {
+    gcs: SigningService,
+    by_name: Arc<HashMap<String, Arc<BackendSigner>>>,
+}
+
+impl Signers {
+    /// The broker's GCS signing service (signs the `gcs` backend), and the other backends'.
+    pub fn new(gcs: SigningService, others: HashMap<String, Arc<BackendSigner>>) -> Self {
+        let mut by_name = others;
+        by_name
+            .entry(crate::policy::DEFAULT_BACKEND.to_owned())
+            .or_insert_with(|| Arc::new(BackendSigner::gcs(gcs.clone())));
+        Self {
+            gcs,
+            by_name: Arc::new(by_name),
+        }
+    }
+
+    /// The GCS signing service (key rotation, the control plane's tokens, readiness).
+    pub fn gcs(&self) -> &SigningService {
+        &self.gcs
+    }
+
+    /// The signer of backend `name`.
+    pub fn backend(&self, name: &str) -> Option<&Arc<BackendSigner>> {
+        self.by_name.get(name)
+    }
+
+    /// Signs many URLs, each with its backend's signer; results keep the input's order and fail
+    /// one by one. Local keys sign on all cores; keyless GCS signing keeps its calls in flight.
+    pub async fn sign_all(
+        &self,
+        items: Vec<(Arc<BackendSigner>, ObjectUrl)>,
+        at: OffsetDateTime,
+    ) -> Vec<Result<SignedUrl, SigningError>> {
+        let count = items.len();
+        let gcs = self.gcs.local_signer();
+        let local = on_pool(Pool::Bulk, move || {
+            items
+                .into_par_iter()
+                .with_min_len(32)
+                .map(
+                    |(signer, url)| match signer.sign_local(&url, at, gcs.as_deref()) {
+                        Some(signed) => Ok(signed),
+                        None => Err(Box::new(url)),
+                    },
+                )
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let signed = match local {
+            Ok(signed) => signed,
+            Err(err) => {
+                return (0..count)
+                    .map(|_| Err(SigningError::Backend(err.to_string())))
+                    .collect();
+            }
+        };
+        // What is left is keyless GCS: through IAM, calls in flight together.
+        let mut results = Vec::with_capacity(count);
+        let mut keyless = Vec::new();
+        for (slot, outcome) in signed.into_iter().enumerate() {
+            match outcome {
+                Ok(result) => results.push(Some(result)),
+                Err(url) => {
+                    results.push(None);
+                    keyless.push((slot, url.for_gcs()));
+                }
+            }
+        }
+        if !keyless.is_empty() {
+            let (slots, requests): (Vec<usize>, Vec<_>) = keyless.into_iter().unzip();
+            let signed = self.gcs.sign_all(requests, at).await;
+            for (slot, result) in slots.into_iter().zip(signed) {
+                results[slot] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(SigningError::Backend("not signed".into()))))
+            .collect()
+    }
+}
+
+/// Where RSA signing runs, so that it never blocks the async workers.
+#[derive(Clone, Copy)]
+pub(crate) enum Pool {
+    /// One URL or one policy: a pool of its own, so a request never waits behind a batch.
+    Interactive,
+    /// Batches and manifests, spread over every core (rayon's global pool).
+    Bulk,
+}
+
+/// One thread per core for single signatures. The operating system shares the cores between
+/// this pool and the bulk pool, so a single URL is signed in a time slice, not after every
+/// chunk of the batches ahead of it.
+fn interactive_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("sign-{i}"))
+            .build()
+            .inspect_err(|e| tracing::warn!(error = %e, "no interactive signing pool; single URLs share the bulk pool"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Runs `work` on `pool` and waits for it without blocking the async worker.
+pub(crate) async fn on_pool<T: Send + 'static>(
+    pool: Pool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SigningError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = move || {
+        let _ = tx.send(work());
+    };
+    match (pool, interactive_pool()) {
+        (Pool::Interactive, Some(interactive)) => interactive.spawn(job),
+        _ => rayon::spawn(job),
+    }
+    rx.await
+        .map_err(|_| SigningError::Backend("a signing task panicked".into()))
+}
