@@ -18,6 +18,12 @@ use time::OffsetDateTime;
 /// 12.31.1 writes. Pinned, so a library upgrade cannot change what the broker signs.
 pub const SERVICE_VERSION: &str = "2026-10-06";
 
+/// The service version of the broker's own REST calls (`x-ms-version` of List Blobs, Delete Blob,
+/// Get User Delegation Key): 2026-06-06, the newest that Azurite 3.37 implements, so that the
+/// tests run them against the version production sends, and one that has List Blobs'
+/// `startFrom` (2026-02-06 and later). SAS tokens are signed for [`SERVICE_VERSION`] still.
+pub const REST_VERSION: &str = "2026-06-06";
+
 /// The permission letters of a blob SAS, in the order the service requires them.
 const PERMISSION_ORDER: &str = "racwdxyltmeopi";
 
@@ -85,6 +91,210 @@ fn check_account(account: &str) -> Result<(), SigningError> {
         )))
     }
 }
+
+/// The `Authorization` header of one REST request, and what it signs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedKeyAuthorization {
+    /// `SharedKey ACCOUNT:SIGNATURE`.
+    pub header: String,
+    pub string_to_sign: String,
+}
+
+impl fmt::Debug for SharedKeyAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedKeyAuthorization")
+            .field("string_to_sign", &self.string_to_sign)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The standard headers Shared Key signs, in order, by value alone.
+const SHARED_KEY_HEADERS: [&str; 11] = [
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-md5",
+    "content-type",
+    "date",
+    "if-modified-since",
+    "if-match",
+    "if-none-match",
+    "if-unmodified-since",
+    "range",
+];
+
+impl AzureCredentials {
+    /// Authorizes one REST request with the account key ("Authorize with Shared Key", service
+    /// version 2009-09-19 and later), as azure-storage-blob's `SharedKeyCredentialPolicy` does
+    /// (`tests/known_answers/azure_shared_key.json`). `headers` are all the request carries
+    /// (`x-ms-date` and `x-ms-version` among them); the URL's path is signed as it is sent, its
+    /// query parameters lower-cased, sorted and percent-decoded (a `+` stays a `+`: write spaces
+    /// as `%20`). Header values are signed as given, so they must already be canonical: no
+    /// leading or trailing whitespace, no line breaks.
+    pub fn shared_key(
+        &self,
+        method: &str,
+        url: &::url::Url,
+        headers: &[(&str, &str)],
+    ) -> Result<SharedKeyAuthorization, SigningError> {
+        let bad = |name: &str, reason| SigningError::InvalidHeader {
+            name: name.to_owned(),
+            reason,
+        };
+        let mut lowered: Vec<(String, &str)> = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name = name.to_ascii_lowercase();
+            if !name.is_ascii() || name.is_empty() {
+                return Err(bad(&name, "a header name is ASCII"));
+            }
+            if value.contains(['\r', '\n']) || value.trim() != *value {
+                return Err(bad(
+                    &name,
+                    "a signed value has no line breaks and no surrounding whitespace",
+                ));
+            }
+            if lowered.iter().any(|(seen, _)| *seen == name) {
+                return Err(bad(&name, "given twice"));
+            }
+            lowered.push((name, value));
+        }
+        let value_of = |name: &str| {
+            lowered
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, v)| *v)
+        };
+        let mut string_to_sign = String::with_capacity(512);
+        string_to_sign.push_str(&method.to_ascii_uppercase());
+        string_to_sign.push('\n');
+        for name in SHARED_KEY_HEADERS {
+            let value = value_of(name);
+            // Version 2015-02-21 and later: a zero Content-Length is signed as empty.
+            if !(name == "content-length" && value == "0") {
+                string_to_sign.push_str(value);
+            }
+            string_to_sign.push('\n');
+        }
+        let mut ms: Vec<&(String, &str)> = lowered
+            .iter()
+            .filter(|(name, _)| name.starts_with("x-ms-"))
+            .collect();
+        ms.sort_by(|a, b| service_header_order(&a.0, &b.0));
+        for (name, value) in ms {
+            string_to_sign.push_str(name);
+            string_to_sign.push(':');
+            string_to_sign.push_str(value);
+            string_to_sign.push('\n');
+        }
+        string_to_sign.push('/');
+        string_to_sign.push_str(&self.account);
+        string_to_sign.push_str(url.path());
+        // Each name once, lower-cased and sorted; several values of a name sorted and joined
+        // with commas.
+        let mut query: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for pair in url.query().unwrap_or_default().split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            query
+                .entry(name.to_ascii_lowercase())
+                .or_default()
+                .push(value.into_owned());
+        }
+        for (name, mut values) in query {
+            values.sort();
+            string_to_sign.push('\n');
+            string_to_sign.push_str(&name);
+            string_to_sign.push(':');
+            string_to_sign.push_str(&values.join(","));
+        }
+        let mac = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &self.key),
+            string_to_sign.as_bytes(),
+        );
+        let signature = base64::engine::general_purpose::STANDARD.encode(mac.as_ref());
+        Ok(SharedKeyAuthorization {
+            header: format!("SharedKey {}:{signature}", self.account),
+            string_to_sign,
+        })
+    }
+}
+
+/// An HTTP date (`Tue, 24 Nov 2026 10:20:30 GMT`): what `x-ms-date` carries.
+pub fn http_date(moment: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    moment
+        .to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        // The format has no component a date could lack.
+        .unwrap_or_default()
+}
+
+/// The order the service sorts `x-ms-*` header names in (lower-case ASCII): a collation in which
+/// `-`, `'` and some other punctuation count only when all else is equal, as
+/// azure-storage-blob's `_storage_header_sort` emulates it. Two tables of weights, the first
+/// for every character, the second only for the ones the first ignores.
+fn service_header_order(lhs: &str, rhs: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (lhs, rhs) = (lhs.as_bytes(), rhs.as_bytes());
+    let tables: [&[u16; 128]; 2] = [&COLLATION_PRIMARY, &COLLATION_PUNCTUATION];
+    let weight = |table: &[u16; 128], text: &[u8], at: usize| {
+        text.get(at).map_or(1, |&b| table[usize::from(b & 0x7f)])
+    };
+    let (mut i, mut j) = (0, 0);
+    let mut level = 0;
+    while level < tables.len() {
+        if level == tables.len() - 1 && i != j {
+            return j.cmp(&i);
+        }
+        let (w1, w2) = (weight(tables[level], lhs, i), weight(tables[level], rhs, j));
+        if w1 == 1 && w2 == 1 {
+            (i, j) = (0, 0);
+            level += 1;
+        } else if w1 == w2 {
+            i += 1;
+            j += 1;
+        } else if w1 == 0 {
+            i += 1;
+        } else if w2 == 0 {
+            j += 1;
+        } else {
+            return w1.cmp(&w2);
+        }
+    }
+    Ordering::Equal
+}
+
+/// Primary weights of ASCII: 0 is ignored; letters compare without case.
+#[rustfmt::skip]
+const COLLATION_PRIMARY: [u16; 128] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    // space ! " # $ % & ' ( ) * + , - . /
+    0, 0x71c, 0, 0x71f, 0x721, 0x723, 0x725, 0, 0, 0, 0x72d, 0x803, 0, 0, 0x733, 0,
+    // 0-9 : ; < = > ?
+    0xd03, 0xd1a, 0xd1c, 0xd1e, 0xd20, 0xd22, 0xd24, 0xd26, 0xd28, 0xd2a, 0, 0, 0, 0, 0, 0,
+    // @ A-O
+    0, 0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25, 0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51, 0xe70, 0xe7c,
+    // P-Z [ \ ] ^ _
+    0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99, 0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9, 0, 0, 0, 0x743, 0x744,
+    // ` a-o
+    0x748, 0xe02, 0xe09, 0xe0a, 0xe1a, 0xe21, 0xe23, 0xe25, 0xe2c, 0xe32, 0xe35, 0xe36, 0xe48, 0xe51, 0xe70, 0xe7c,
+    // p-z { | } ~ DEL
+    0xe7e, 0xe89, 0xe8a, 0xe91, 0xe99, 0xe9f, 0xea2, 0xea4, 0xea6, 0xea7, 0xea9, 0, 0x74c, 0, 0x750, 0,
+];
+
+/// Secondary weights: only `'` and `-`.
+const COLLATION_PUNCTUATION: [u16; 128] = {
+    let mut table = [0; 128];
+    table[b'\'' as usize] = 0x8012;
+    table[b'-' as usize] = 0x8212;
+    table
+};
 
 /// A user-delegation key as Get User Delegation Key returns it.
 #[derive(Clone)]
@@ -197,6 +407,11 @@ impl BlobEndpoint {
     pub fn public(account: &str) -> Result<Self, SigningError> {
         check_account(account)?;
         Self::parse(&format!("https://{account}.blob.core.windows.net"))
+    }
+
+    /// The base URL, without a trailing slash: a container's URL is `{base}/{container}`.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// `spr`: `https`, or `https,http` where the endpoint itself is plain HTTP (an emulator).
@@ -466,6 +681,84 @@ mod tests {
         for bad in ["", "wc", "rr", "q", "R"] {
             assert!(signer.sign(&request(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    /// Every case of `tests/known_answers/azure_shared_key.json`, made by azure-storage-blob's
+    /// `SharedKeyCredentialPolicy` (`tests/known_answers/generate_azure_shared_key.py`).
+    #[test]
+    fn shared_key_matches_azure_storage_blob() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/known_answers/azure_shared_key.json");
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(path).expect("known answers")).expect("json");
+        assert!(cases.len() >= 10);
+        for case in cases {
+            let (name, input, expected) = (&case["name"], &case["input"], &case["expected"]);
+            let text = |v: &serde_json::Value| v.as_str().expect("a string").to_owned();
+            let credentials =
+                AzureCredentials::new(&text(&input["account"]), &text(&input["key"])).expect("key");
+            let url = ::url::Url::parse(&text(&input["url"])).expect("url");
+            let headers: Vec<(String, String)> = input["headers"]
+                .as_array()
+                .expect("headers")
+                .iter()
+                .map(|pair| (text(&pair[0]), text(&pair[1])))
+                .collect();
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let signed = credentials
+                .shared_key(&text(&input["method"]), &url, &headers)
+                .expect("signed");
+            assert_eq!(
+                signed.string_to_sign,
+                text(&expected["string_to_sign"]),
+                "{name}"
+            );
+            assert_eq!(signed.header, text(&expected["authorization"]), "{name}");
+        }
+    }
+
+    #[test]
+    fn shared_key_refuses_what_it_could_not_sign_as_sent() {
+        let credentials = AzureCredentials::new("acct", "a2V5").expect("creds");
+        let url = ::url::Url::parse("https://acct.blob.core.windows.net/c/b").expect("url");
+        for headers in [
+            vec![("x-ms-meta-a", " padded")],
+            vec![("x-ms-meta-a", "two\r\nlines")],
+            vec![("x-ms-date", "a"), ("X-MS-Date", "b")],
+            vec![("x-ms-meta-é", "a")],
+        ] {
+            assert!(
+                credentials.shared_key("GET", &url, &headers).is_err(),
+                "{headers:?}"
+            );
+        }
+        let signed = credentials.shared_key("get", &url, &[]).expect("signed");
+        assert!(signed.string_to_sign.starts_with("GET\n"));
+        assert!(!format!("{signed:?}").contains(&signed.header));
+    }
+
+    #[test]
+    fn header_collation_puts_punctuation_last() {
+        use std::cmp::Ordering::*;
+        for (a, b, order) in [
+            ("x-ms-date", "x-ms-version", Less),
+            ("x-ms-date", "x-ms-delete-snapshots", Less),
+            ("x-ms-blob-type", "x-ms-client-request-id", Less),
+            ("x-ms-meta-ab", "x-ms-meta-a-b", Less),
+            ("x-ms-meta-a_b", "x-ms-meta-a1", Less),
+            ("x-ms-meta-a", "x-ms-meta-a.b", Less),
+            ("x-ms-a", "x-ms-a", Equal),
+        ] {
+            assert_eq!(service_header_order(a, b), order, "{a} {b}");
+            assert_eq!(service_header_order(b, a), order.reverse(), "{b} {a}");
+        }
+        assert_eq!(
+            http_date(time::macros::datetime!(2026-11-24 10:20:30 +01:00)),
+            "Tue, 24 Nov 2026 09:20:30 GMT"
+        );
     }
 
     #[test]

@@ -4,11 +4,10 @@
 //! The binary comes from the npm package `azurite`, which `scripts/test` installs
 //! (`scripts/azurite`) and points `AZURITE` at.
 
-use aws_lc_rs::hmac;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use storage_broker::signing::azure::{REST_VERSION, http_date};
+use storage_broker::signing::{AzureCredentials, BlobEndpoint};
 use time::OffsetDateTime;
 
 /// The emulator's one account.
@@ -16,8 +15,6 @@ pub const ACCOUNT: &str = "devstoreaccount1";
 /// Its well-known key (public: printed in Microsoft's documentation).
 pub const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-/// The service version of the helper's own REST calls: the newest Azurite 3.37 accepts.
-const REST_VERSION: &str = "2026-06-06";
 
 /// A running Azurite blob service.
 pub struct Azurite {
@@ -131,31 +128,59 @@ impl Azurite {
             .expect("endpoint ends with the account")
     }
 
-    /// Creates `name`, authorized with the account key.
-    pub async fn create_container(&self, name: &str) {
-        let url = format!("{}/{name}?restype=container", self.endpoint);
+    /// The account and its key.
+    pub fn credentials(&self) -> AzureCredentials {
+        AzureCredentials::new(ACCOUNT, KEY).expect("well-known key")
+    }
+
+    /// The blob endpoint, for signers and the control plane.
+    pub fn blob_endpoint(&self) -> BlobEndpoint {
+        BlobEndpoint::parse(&self.endpoint).expect("endpoint")
+    }
+
+    /// Sends `request` (to this emulator) authorized with the account key (Shared Key, at
+    /// [`REST_VERSION`]), with `headers` besides the date and version.
+    pub async fn shared_key_request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let url = reqwest::Url::parse(url).expect("url");
         let date = http_date(OffsetDateTime::now_utc());
-        // Shared Key's string to sign for this one request: twelve empty standard headers
-        // (Content-Length of an empty body is signed as empty), then x-ms-*, then the resource.
-        let string_to_sign = format!(
-            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{REST_VERSION}\n\
-             /{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
-        );
-        let key = hmac::Key::new(
-            hmac::HMAC_SHA256,
-            &STANDARD.decode(KEY).expect("well-known key"),
-        );
-        let signature = STANDARD.encode(hmac::sign(&key, string_to_sign.as_bytes()).as_ref());
-        let response = self
-            .client()
-            .put(url)
-            .header("x-ms-date", date)
-            .header("x-ms-version", REST_VERSION)
-            .header("content-length", "0")
-            .header("authorization", format!("SharedKey {ACCOUNT}:{signature}"))
+        let length = body.len().to_string();
+        let mut signed = vec![
+            ("x-ms-date", date.as_str()),
+            ("x-ms-version", REST_VERSION),
+            ("content-length", length.as_str()),
+        ];
+        signed.extend_from_slice(headers);
+        let authorization = self
+            .credentials()
+            .shared_key(method.as_str(), &url, &signed)
+            .expect("shared key");
+        let mut request = self.client().request(method, url).body(body);
+        for (name, value) in signed {
+            request = request.header(name, value);
+        }
+        request
+            .header("authorization", authorization.header)
             .send()
             .await
-            .expect("create container");
+            .expect("request to Azurite")
+    }
+
+    /// Creates `name`, authorized with the account key.
+    pub async fn create_container(&self, name: &str) {
+        let response = self
+            .shared_key_request(
+                reqwest::Method::PUT,
+                &format!("{}/{name}?restype=container", self.endpoint),
+                &[],
+                Vec::new(),
+            )
+            .await;
         let status = response.status();
         assert_eq!(
             status,
@@ -207,17 +232,6 @@ fn self_signed_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// An HTTP date (`Tue, 24 Nov 2026 10:20:30 GMT`), as `x-ms-date` wants it.
-fn http_date(moment: OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    moment
-        .to_offset(time::UtcOffset::UTC)
-        .format(format)
-        .expect("date")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azurite_serves_http_with_the_account_key_and_https_with_its_certificate() {
     for azurite in [Azurite::start().await, Azurite::start_https_oauth().await] {
@@ -235,6 +249,8 @@ async fn azurite_serves_http_with_the_account_key_and_https_with_its_certificate
             anonymous.status()
         );
         assert!(azurite.origin().starts_with("http"));
+        assert_eq!(azurite.blob_endpoint().base(), azurite.endpoint);
+        assert_eq!(azurite.credentials().account, ACCOUNT);
         let dir = azurite.dir.clone();
         drop(azurite);
         assert!(!dir.exists(), "cleaned up");
