@@ -925,6 +925,82 @@ impl SeaweedFs {
         )
         .expect("signer")
     }
+
+    /// The S3 control plane on this store, with the admin identity.
+    pub fn control(&self) -> storage_broker::backends::s3::S3Control {
+        storage_broker::backends::s3::S3Control::new(
+            Arc::new(self.signer()),
+            reqwest::Client::new(),
+        )
+    }
+
+    /// A presigned URL for `method` on `bucket`, or on `object` in it.
+    fn presigned(
+        &self,
+        method: storage_broker::signing::Method,
+        bucket: &str,
+        object: Option<&str>,
+    ) -> String {
+        use storage_broker::signing::{BucketName, Expiry, ObjectName, UrlRequest};
+        let request = UrlRequest::new(
+            method,
+            BucketName::parse(bucket).expect("bucket"),
+            object.map(|o| ObjectName::parse(o).expect("object")),
+            Expiry::from_secs(600).expect("expiry"),
+        );
+        self.signer()
+            .sign(&request, OffsetDateTime::now_utc())
+            .expect("signed")
+            .url
+    }
+
+    /// Creates `bucket`.
+    pub async fn create_bucket(&self, bucket: &str) {
+        let url = self.presigned(storage_broker::signing::Method::Put, bucket, None);
+        let created = reqwest::Client::new()
+            .put(url)
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(
+            created.status().is_success(),
+            "create bucket {bucket}: {}",
+            created.status()
+        );
+    }
+
+    /// Stores `names` in `bucket`, each holding its own name, 16 uploads at a time.
+    pub async fn store_many(&self, bucket: &str, names: &[String]) {
+        use futures::StreamExt;
+        let client = reqwest::Client::new();
+        futures::stream::iter(names)
+            .map(|name| {
+                let url = self.presigned(storage_broker::signing::Method::Put, bucket, Some(name));
+                let request = client.put(url).body(name.clone()).send();
+                async move { (name, request.await) }
+            })
+            .buffer_unordered(16)
+            .for_each(|(name, response)| async move {
+                let response = response.expect("upload");
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                assert!(status.is_success(), "upload {name:?}: {status} {body}");
+            })
+            .await;
+    }
+
+    /// Whether `name` is in `bucket`.
+    pub async fn exists(&self, bucket: &str, name: &str) -> bool {
+        let url = self.presigned(storage_broker::signing::Method::Head, bucket, Some(name));
+        let status = reqwest::Client::new()
+            .head(url)
+            .send()
+            .await
+            .expect("head")
+            .status();
+        assert!(status == 200 || status == 404, "head {name:?}: {status}");
+        status == 200
+    }
 }
 
 impl Drop for SeaweedFs {
