@@ -1,9 +1,10 @@
 //! S3 SigV4 presigned URLs (query-string authentication) for S3-compatible stores: AWS, MinIO,
 //! Ceph, SeaweedFS, R2, Spaces. The canonical request is the one V4 algorithm GCS uses too
-//! ([`super::v4`]); S3 adds its names, a credential scope of `DATE/REGION/s3/aws4_request`, a
-//! `host` signed with its port unless it is the scheme's default, and a path encoded once and
-//! never normalised. The broker's own calls to S3 (the control plane: listings, batch deletes)
-//! are signed the same way in their `Authorization` header instead ([`S3Signer::authorize`]).
+//! (`src/signing/v4.rs`); S3 adds its names, a credential scope of
+//! `DATE/REGION/s3/aws4_request`, a `host` signed with its port unless it is the scheme's
+//! default, and a path encoded once and never normalised. The broker's own calls to S3 (the
+//! control plane: listings, batch deletes) are signed the same way in their `Authorization`
+//! header instead ([`S3Signer::authorize`]).
 
 use super::endpoint::{Endpoint, Scheme, UrlStyle};
 use super::expiry::Stamp;
