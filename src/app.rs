@@ -31,14 +31,19 @@ fn start_error(setting: &'static str, message: impl ToString) -> StartError {
     }
 }
 
-/// A signer for every S3 and Azure backend a class is on, their credentials read now: a
-/// missing or unreadable key stops the start, naming the backend.
-fn backend_signers(
-    policies: &Policies,
-) -> Result<std::collections::HashMap<String, Arc<BackendSigner>>, StartError> {
+/// Signers and control planes by backend name.
+type Backends = (
+    std::collections::HashMap<String, Arc<BackendSigner>>,
+    std::collections::HashMap<String, ControlPlane>,
+);
+
+/// A signer and a control plane for every S3 and Azure backend a class is on, their
+/// credentials read now: a missing or unreadable key stops the start, naming the backend.
+fn other_backends(policies: &Policies, http: &reqwest::Client) -> Result<Backends, StartError> {
     use crate::policy::{BackendSettings, CredentialSource};
     use crate::signing::{AzureCredentials, AzureSigner, S3Credentials, S3Signer, SasKey};
     let mut signers = std::collections::HashMap::new();
+    let mut control_planes = std::collections::HashMap::new();
     for backend in policies.classes.backends_in_use() {
         let failed = |message: String| {
             start_error(
@@ -70,6 +75,14 @@ fn backend_signers(
                 let signer =
                     S3Signer::new(credentials, region, endpoint.clone(), url_style.clone())
                         .map_err(|e| failed(e.to_string()))?;
+                let signer = Arc::new(signer);
+                control_planes.insert(
+                    backend.name.clone(),
+                    ControlPlane::S3(crate::backends::s3::S3Control::new(
+                        signer.clone(),
+                        http.clone(),
+                    )),
+                );
                 BackendSigner::s3(signer)
             }
             BackendSettings::Azure {
@@ -107,7 +120,7 @@ fn backend_signers(
         };
         signers.insert(backend.name.clone(), Arc::new(signer));
     }
-    Ok(signers)
+    Ok((signers, control_planes))
 }
 
 /// The service, bound to its address, ready to run.
@@ -212,7 +225,9 @@ impl Application {
             (None, None, None) => None,
         };
         storage.extend(gcs.map(|gcs| (crate::policy::DEFAULT_BACKEND.to_owned(), gcs)));
-        let signers = Signers::new(signer.clone(), backend_signers(&policies)?);
+        let (others, control_planes) = other_backends(&policies, &http)?;
+        storage.extend(control_planes);
+        let signers = Signers::new(signer.clone(), others);
         // Background tasks, in the order shutdown stops them; the audit writers stop last.
         let mut background = Vec::new();
         let (audit, audit_writers) = AuditLog::start(store.pool().clone());

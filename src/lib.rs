@@ -1,11 +1,13 @@
-//! storage-broker: decides who may touch which object in Google Cloud Storage and answers with
-//! short-lived V4-signed URLs, so that apps move bytes straight to and from GCS.
+//! storage-broker: decides who may touch which object in object storage (GCS, S3-compatible
+//! stores, Azure Blob) and answers with short-lived signed URLs, so that apps move bytes
+//! straight to and from storage.
 //!
 //! Data flows one way: request → [`identity`] → ([`store`] → [`policy`]) → [`signer`] → audit
 //! → response. Every rule is a pure function of [`policy`]; every decision a handler acts on is
 //! settled (recorded, counted, answered) by the one path in `api::access`. [`signing`] is pure (canonical requests, policies, local keys); [`cloud`] holds
 //! what needs a cloud's identity services (metadata server, IAM `signBlob`, OAuth tokens);
-//! [`signer`] composes the two; [`gcs`] is the storage control plane. [`app::Application`]
+//! [`signer`] composes the two, one signer per backend; [`backends`] are the storage control
+//! planes. [`app::Application`]
 //! builds it all from a [`config::Config`].
 
 pub mod api;

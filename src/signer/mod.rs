@@ -46,10 +46,10 @@ impl BackendSigner {
     }
 
     /// An S3 or S3-compatible store.
-    pub fn s3(signer: S3Signer) -> Self {
+    pub fn s3(signer: Arc<S3Signer>) -> Self {
         Self {
             kind: BackendKind::S3,
-            how: How::S3(Arc::new(signer)),
+            how: How::S3(signer),
         }
     }
 

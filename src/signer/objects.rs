@@ -13,6 +13,8 @@ pub enum ObjectMethod {
     Delete,
     /// GCS's resumable upload start: a POST with `x-goog-resumable: start`.
     Resumable,
+    /// A POST to the object: S3's CreateMultipartUpload and CompleteMultipartUpload.
+    Post,
 }
 
 impl ObjectMethod {
@@ -23,7 +25,7 @@ impl ObjectMethod {
             Self::Head => Method::Head,
             Self::Put => Method::Put,
             Self::Delete => Method::Delete,
-            Self::Resumable => Method::Post,
+            Self::Resumable | Self::Post => Method::Post,
         }
     }
 }
@@ -52,6 +54,9 @@ pub struct ObjectUrl {
     pub upload: Upload,
     pub response_content_type: Option<String>,
     pub response_content_disposition: Option<String>,
+    /// Sub-resource parameters, signed as given (S3 multipart: `uploads`, `uploadId`,
+    /// `partNumber`).
+    pub query: Vec<(String, String)>,
 }
 
 impl ObjectUrl {
@@ -70,6 +75,7 @@ impl ObjectUrl {
             upload: Upload::default(),
             response_content_type: None,
             response_content_disposition: None,
+            query: Vec::new(),
         }
     }
 
@@ -92,6 +98,7 @@ impl ObjectUrl {
         for (key, value) in &upload.metadata {
             request = request.header(format!("{meta_prefix}meta-{key}"), value.as_str());
         }
+        request.query.extend(self.query.iter().cloned());
         if let Some(ct) = &self.response_content_type {
             request = request.query("response-content-type", ct.as_str());
         }
@@ -155,7 +162,15 @@ impl ObjectUrl {
                     "RESUMABLE is a GCS upload; on Azure upload blocks with the PUT URL (Put Block, Put Block List)",
                 ));
             }
+            ObjectMethod::Post => {
+                return Err(unsupported(
+                    "Azure blobs take no POST: upload with a PUT URL",
+                ));
+            }
         };
+        if !self.query.is_empty() {
+            return Err(unsupported("an Azure SAS signs no sub-resource parameters"));
+        }
         Ok(BlobSasRequest {
             container: self.bucket.as_str().to_owned(),
             blob: self.object.as_str().to_owned(),

@@ -6,6 +6,7 @@ mod auth;
 mod authorize;
 mod azure_emulator;
 mod azurite;
+mod backends;
 mod batch;
 mod consistency;
 mod cors;

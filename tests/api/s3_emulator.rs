@@ -173,7 +173,7 @@ async fn presigned_urls_move_bytes_and_the_store_refuses_what_was_not_signed() {
 }
 
 /// A form POST as a browser sends it: the signed fields, then the file.
-fn form(fields: &[(String, String)], file: &[u8]) -> (String, Vec<u8>) {
+pub(crate) fn form(fields: &[(String, String)], file: &[u8]) -> (String, Vec<u8>) {
     let boundary = format!("----storage-broker-{}", uuid::Uuid::new_v4().simple());
     let mut body = Vec::new();
     for (name, value) in fields {

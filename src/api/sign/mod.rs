@@ -3,9 +3,10 @@
 //!
 //! `request` says what a request may ask and checks it; `plan` authorizes it (through
 //! [`super::access`]) and maps it to the backend; `batch` runs many, streamed as NDJSON;
-//! `upload_policy` signs HTML-form uploads.
+//! `upload_policy` signs HTML-form uploads; `multipart` the steps of S3 multipart uploads.
 
 pub(super) mod batch;
+pub(super) mod multipart;
 mod plan;
 mod request;
 pub(super) mod upload_policy;
@@ -78,7 +79,8 @@ pub async fn sign(
     Ok(Json(answer(signed, shape)))
 }
 
-/// `/v1/sign`, `/v1/sign/batch` (with a larger body limit), `/v1/upload-policy`.
+/// `/v1/sign`, `/v1/sign/batch` (with a larger body limit), `/v1/sign/multipart`,
+/// `/v1/upload-policy`.
 pub fn router() -> OpenApiRouter<AppState> {
     let batches = OpenApiRouter::new()
         .routes(routes!(batch::batch))
@@ -86,5 +88,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(sign))
         .routes(routes!(upload_policy::upload_policy))
+        .routes(routes!(multipart::multipart))
         .merge(batches)
 }

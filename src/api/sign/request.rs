@@ -187,26 +187,7 @@ pub(in crate::api) fn check(
             check_text(field, value).map_err(|e| ApiError::bad_request("invalid_request", e))?;
         }
     }
-    for (key, value) in request.metadata.iter().flatten() {
-        if control_character(value).is_some() {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                format!("metadata {key:?}: control characters are not allowed"),
-            ));
-        }
-    }
-    for key in request.metadata.iter().flat_map(BTreeMap::keys) {
-        if key.is_empty()
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(ApiError::bad_request(
-                "invalid_metadata",
-                format!("metadata key {key:?}: use a-z, 0-9, '-' and '_'"),
-            ));
-        }
-    }
+    check_metadata(request.metadata.as_ref())?;
     let download_only = [
         request.response_content_type.is_some(),
         request.response_content_disposition.is_some(),
@@ -224,4 +205,30 @@ pub(in crate::api) fn check(
         ttl,
         request,
     })
+}
+
+/// Metadata keys and values: keys of a-z, 0-9, '-' and '_'; values without control characters
+/// (a CR LF would smuggle a header).
+pub(super) fn check_metadata(metadata: Option<&BTreeMap<String, String>>) -> Result<(), ApiError> {
+    for (key, value) in metadata.into_iter().flatten() {
+        if control_character(value).is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("metadata {key:?}: control characters are not allowed"),
+            ));
+        }
+    }
+    for key in metadata.into_iter().flat_map(BTreeMap::keys) {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(ApiError::bad_request(
+                "invalid_metadata",
+                format!("metadata key {key:?}: use a-z, 0-9, '-' and '_'"),
+            ));
+        }
+    }
+    Ok(())
 }

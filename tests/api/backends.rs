@@ -1,0 +1,564 @@
+//! One broker, one bucket class per backend: GCS on fake-gcs-server and S3 on SeaweedFS, each
+//! store checking the broker's signatures itself. Bytes go up and down through the answers'
+//! URLs and headers alone, as a client would use them; listings, prefix manifests and the
+//! `delete` release policy go through each backend's control plane.
+
+use crate::helpers::{Emulator, SeaweedFs, TestApp, expect_problem, repo};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// The S3 bucket behind the S3 class.
+const S3_BUCKET: &str = "broker-s3";
+
+/// The stores, and a policies directory with the shipped classes plus one class per backend.
+struct Stores {
+    gcs: Emulator,
+    s3: SeaweedFs,
+    policies: PathBuf,
+}
+
+impl Stores {
+    async fn start() -> Self {
+        let (gcs, s3) = tokio::join!(Emulator::start(), SeaweedFs::start());
+        gcs.create_bucket("storage-broker-data").await;
+        s3.create_bucket(S3_BUCKET).await;
+        let policies = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("policies-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&policies).expect("policies dir");
+        std::fs::copy(
+            repo().join("policies/roles.toml"),
+            policies.join("roles.toml"),
+        )
+        .expect("roles.toml");
+        let s3_key = policies.join("s3-key.json");
+        std::fs::write(
+            &s3_key,
+            json!({ "access_key_id": s3.access_key_id, "secret_access_key": s3.secret_access_key })
+                .to_string(),
+        )
+        .expect("s3 key");
+        let shipped =
+            std::fs::read_to_string(repo().join("policies/classes.toml")).expect("classes.toml");
+        let classes = format!(
+            r#"{shipped}
+[backends.seaweed]
+kind = "s3"
+region = "us-east-1"
+endpoint = "{endpoint}"
+credentials = "file:{key}"
+
+[classes.project-s3]
+backend = "seaweed"
+backend_bucket = "{S3_BUCKET}"
+prefix = "projects/{{project}}/"
+max_ttl_seconds = 3600
+max_object_size = 1048576
+content_types = ["text/*", "application/octet-stream"]
+classification = "unclassified"
+release = "delete"
+
+[classes.existing-s3]
+backend = "seaweed"
+backend_bucket = "{S3_BUCKET}"
+prefix = ""
+max_ttl_seconds = 3600
+classification = "unclassified"
+release = "retain"
+"#,
+            endpoint = s3.endpoint,
+            key = s3_key.display(),
+        );
+        std::fs::write(policies.join("classes.toml"), classes).expect("classes.toml");
+        Self { gcs, s3, policies }
+    }
+
+    async fn broker(&self) -> TestApp {
+        TestApp::spawn_with(&[
+            ("BROKER_STORAGE_ENDPOINT", self.gcs.endpoint.as_str()),
+            (
+                "BROKER_POLICIES_DIR",
+                self.policies.to_str().expect("utf-8"),
+            ),
+        ])
+        .await
+    }
+}
+
+impl Drop for Stores {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.policies);
+    }
+}
+
+/// Alice's project `multi` with bucket `name` of `class`.
+async fn project_bucket(app: &TestApp, name: &str, class: &str) {
+    let alice = app.idp.token("alice");
+    let project = app
+        .post(
+            "/v1/projects",
+            &alice,
+            &json!({ "slug": "multi", "name": "Multi" }),
+        )
+        .await;
+    assert!(
+        project.status() == 201 || project.status() == 409,
+        "project: {}",
+        project.status()
+    );
+    let bucket = app
+        .post(
+            "/v1/buckets",
+            &alice,
+            &json!({ "name": name, "class": class, "project": "multi" }),
+        )
+        .await;
+    assert_eq!(
+        bucket.status(),
+        201,
+        "{}",
+        bucket.text().await.unwrap_or_default()
+    );
+}
+
+async fn signed(app: &TestApp, body: Value) -> Value {
+    let response = app.sign("alice", body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    response.json().await.expect("json")
+}
+
+/// Sends `body` to an answer's URL with its method and headers, as a browser does: it sets
+/// Content-Length from the body itself (scripts may not set it).
+async fn send(answer: &Value, body: Vec<u8>) -> reqwest::Response {
+    let method = match answer["method"].as_str().expect("method") {
+        "RESUMABLE" => "POST",
+        other => other,
+    };
+    let mut request = reqwest::Client::new().request(
+        reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+        answer["url"].as_str().expect("url"),
+    );
+    for (name, value) in answer["headers"].as_object().expect("headers") {
+        if name != "content-length" {
+            request = request.header(name.as_str(), value.as_str().expect("value"));
+        }
+    }
+    request.body(body).send().await.expect("send")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_broker_signs_for_each_backend_and_each_store_accepts_its_urls() {
+    let stores = Stores::start().await;
+    let app = stores.broker().await;
+    project_bucket(&app, "p-gcs", "project").await;
+    project_bucket(&app, "p-s3", "project-s3").await;
+    let object = "reports/é t+&=.txt";
+    let body = b"the same bytes, to two clouds".to_vec();
+    for (bucket, protocol) in [("p-gcs", "gcs-v4"), ("p-s3", "s3-sigv4")] {
+        let put = signed(
+            &app,
+            json!({ "bucket": bucket, "object": object, "method": "PUT",
+                    "content_type": "text/plain", "size": body.len() }),
+        )
+        .await;
+        assert_eq!(put["protocol"], protocol, "{bucket}");
+        assert!(put.get("advisory_limits").is_none(), "{bucket}: {put}");
+        let uploaded = send(&put, body.clone()).await;
+        assert!(
+            uploaded.status().is_success(),
+            "{bucket}: upload {}: {}",
+            uploaded.status(),
+            uploaded.text().await.unwrap_or_default()
+        );
+        let get = signed(
+            &app,
+            json!({ "bucket": bucket, "object": object, "method": "GET" }),
+        )
+        .await;
+        assert_eq!(get["protocol"], protocol);
+        let downloaded = send(&get, Vec::new()).await;
+        assert_eq!(downloaded.status(), 200, "{bucket}: download");
+        assert_eq!(
+            downloaded.bytes().await.expect("bytes").to_vec(),
+            body,
+            "{bucket}"
+        );
+    }
+
+    // S3 binds the size the client declared: more bytes on the same URL are refused by the store.
+    let put = signed(
+        &app,
+        json!({ "bucket": "p-s3", "object": "exact.bin", "method": "PUT",
+                "content_type": "application/octet-stream", "size": 4 }),
+    )
+    .await;
+    assert_eq!(put["headers"]["content-length"], "4");
+    let refused = send(&put, b"four and more".to_vec()).await;
+    assert!(
+        refused.status().is_client_error(),
+        "SeaweedFS took more bytes than signed: {}",
+        refused.status()
+    );
+    assert!(
+        !stores
+            .s3
+            .exists(S3_BUCKET, "projects/multi/exact.bin")
+            .await
+    );
+    // And the content type is signed: another one is refused by the store.
+    let put = signed(
+        &app,
+        json!({ "bucket": "p-s3", "object": "typed.txt", "method": "PUT",
+                "content_type": "text/plain", "size": 2 }),
+    )
+    .await;
+    let mut other = put.clone();
+    other["headers"]["content-type"] = json!("text/html");
+    let refused = send(&other, b"hi".to_vec()).await;
+    assert_eq!(
+        refused.status(),
+        403,
+        "SeaweedFS took an unsigned content type"
+    );
+
+    // What S3 cannot do is refused by the broker, never signed and dropped.
+    let cases = [
+        (
+            "a size limit without the upload's size",
+            json!({ "bucket": "p-s3", "object": "x.bin", "method": "PUT", "content_type": "application/octet-stream" }),
+            "unsupported_by_backend",
+        ),
+        (
+            "a resumable upload",
+            json!({ "bucket": "p-s3", "object": "x.bin", "method": "RESUMABLE", "content_type": "application/octet-stream", "size": 1 }),
+            "unsupported_by_backend",
+        ),
+        (
+            "a size above the class limit",
+            json!({ "bucket": "p-s3", "object": "x.bin", "method": "PUT", "content_type": "application/octet-stream", "size": 1_048_577 }),
+            "size_exceeds_limit",
+        ),
+        (
+            "a content type the class refuses",
+            json!({ "bucket": "p-s3", "object": "x.png", "method": "PUT", "content_type": "image/png", "size": 1 }),
+            "content_type_not_allowed",
+        ),
+    ];
+    for (name, body, code) in cases {
+        let problem = expect_problem(app.sign("alice", body).await, 400, code).await;
+        assert!(problem["detail"].is_string(), "{name}");
+    }
+
+    // A form upload on S3: the policy's size range is checked by the store.
+    let policy: Value = app
+        .post(
+            "/v1/upload-policy",
+            &app.idp.token("alice"),
+            &json!({ "bucket": "p-s3", "object": "form.txt", "content_type": "text/plain", "max_size": 8 }),
+        )
+        .await
+        .json()
+        .await
+        .expect("policy");
+    assert_eq!(policy["protocol"], "s3-sigv4");
+    let fields: Vec<(String, String)> = policy["fields"]
+        .as_object()
+        .expect("fields")
+        .iter()
+        .map(|(name, value)| (name.clone(), value.as_str().expect("field").to_owned()))
+        .collect();
+    let post = |bytes: &'static [u8]| {
+        let (content_type, body) = crate::s3_emulator::form(&fields, bytes);
+        reqwest::Client::new()
+            .post(policy["url"].as_str().expect("url"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let posted = post(b"ok").await.expect("post");
+    assert!(
+        posted.status().is_success(),
+        "form upload: {}",
+        posted.status()
+    );
+    let too_big = post(b"nine bytes").await.expect("post");
+    assert!(
+        too_big.status().is_client_error(),
+        "over-size form upload: {}",
+        too_big.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_manifest_and_release_go_through_the_s3_control_plane() {
+    let stores = Stores::start().await;
+    let app = stores.broker().await;
+    project_bucket(&app, "p-s3", "project-s3").await;
+    let names: Vec<String> = (0..1050)
+        .map(|i| format!("projects/multi/run/{i:04}.txt"))
+        .collect();
+    stores.s3.store_many(S3_BUCKET, &names).await;
+    // A neighbour's object, under another prefix of the same S3 bucket.
+    stores
+        .s3
+        .store_many(S3_BUCKET, &["projects/multi-other/keep.txt".to_owned()])
+        .await;
+    let alice = app.idp.token("alice");
+
+    // The listing pages through S3's continuation tokens behind opaque tokens of the broker.
+    let mut listed = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            Some(t) => format!("/v1/buckets/p-s3/objects?prefix=run/&page_token={t}"),
+            None => "/v1/buckets/p-s3/objects?prefix=run/".to_owned(),
+        };
+        let page: Value = app.get(&path, &alice).await.json().await.expect("page");
+        for object in page["objects"].as_array().expect("objects") {
+            listed.push(object["name"].as_str().expect("name").to_owned());
+            assert!(object["size"].is_u64(), "{object}");
+        }
+        match page["next_page_token"].as_str() {
+            Some(next) => {
+                assert!(
+                    !next.contains("projects/"),
+                    "a page token leaks a backend name"
+                );
+                token = Some(next.to_owned());
+            }
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..1050).map(|i| format!("run/{i:04}.txt")).collect();
+    assert_eq!(listed, want);
+
+    // The manifest: every object once, each URL an S3 URL the store serves.
+    let manifest = app
+        .post(
+            "/v1/sign/prefix",
+            &alice,
+            &json!({ "bucket": "p-s3", "prefix": "run/" }),
+        )
+        .await;
+    assert_eq!(manifest.status(), 200);
+    let lines: Vec<Value> = manifest
+        .text()
+        .await
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(lines.len(), 1050, "{:?}", lines.last());
+    let objects: Vec<&str> = lines
+        .iter()
+        .map(|l| l["object"].as_str().expect("object"))
+        .collect();
+    assert_eq!(objects, want.iter().map(String::as_str).collect::<Vec<_>>());
+    for line in [&lines[0], &lines[1049]] {
+        assert_eq!(line["protocol"], "s3-sigv4");
+        let got = reqwest::get(line["url"].as_str().expect("url"))
+            .await
+            .expect("get");
+        assert_eq!(got.status(), 200);
+        let object = line["object"].as_str().expect("object");
+        assert_eq!(
+            got.text().await.expect("text"),
+            format!("projects/multi/{object}")
+        );
+    }
+
+    // Deleting the bucket deletes its objects (release = delete), and nothing beside them.
+    let deleted = app.delete("/v1/buckets/p-s3", &alice).await;
+    assert_eq!(
+        deleted.status(),
+        204,
+        "{}",
+        deleted.text().await.unwrap_or_default()
+    );
+    assert!(
+        !stores
+            .s3
+            .exists(S3_BUCKET, "projects/multi/run/0000.txt")
+            .await
+    );
+    assert!(
+        !stores
+            .s3
+            .exists(S3_BUCKET, "projects/multi/run/1049.txt")
+            .await
+    );
+    assert!(
+        stores
+            .s3
+            .exists(S3_BUCKET, "projects/multi-other/keep.txt")
+            .await
+    );
+}
+
+async fn multipart_step(app: &TestApp, token: &str, body: Value) -> Value {
+    let response = app.post("/v1/sign/multipart", token, &body).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["protocol"], "s3-sigv4");
+    answer
+}
+
+/// The one request of a step, sent with `body`.
+async fn send_request(request: &Value, body: Vec<u8>) -> reqwest::Response {
+    send(request, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_is_signed_step_by_step_and_its_parts_bound_to_the_declared_size() {
+    let stores = Stores::start().await;
+    let app = stores.broker().await;
+    project_bucket(&app, "p-s3", "project-s3").await;
+    project_bucket(&app, "p-gcs", "project").await;
+    const MIB: usize = 1024 * 1024;
+    let object = "big/data é.bin";
+    let body: Vec<u8> = (0..(11 * MIB)).map(|i| (i % 251) as u8).collect();
+
+    // The class limits sizes to 1 MiB: a larger declared size is refused before anything.
+    let alice = app.idp.token("alice");
+    let too_big = app
+        .post(
+            "/v1/sign/multipart",
+            &alice,
+            &json!({ "bucket": "p-s3", "object": object, "action": "create",
+                     "content_type": "application/octet-stream", "size": body.len() }),
+        )
+        .await;
+    expect_problem(too_big, 400, "size_exceeds_limit").await;
+    // GCS has resumable uploads instead.
+    let on_gcs = app
+        .post(
+            "/v1/sign/multipart",
+            &alice,
+            &json!({ "bucket": "p-gcs", "object": object, "action": "create" }),
+        )
+        .await;
+    expect_problem(on_gcs, 400, "unsupported_by_backend").await;
+
+    // S3 parts are 5 MiB but the last: the large object goes to a bucket without a size limit,
+    // registered by a storage admin over the same S3 bucket.
+    let admin = app.idp.token_with(
+        "root",
+        json!({ "realm_access": { "roles": ["storage-admin"] } }),
+    );
+    let registered = app
+        .post(
+            "/v1/buckets",
+            &admin,
+            &json!({ "name": "big-s3", "class": "existing-s3", "backend_bucket": S3_BUCKET, "backend_prefix": "big/" }),
+        )
+        .await;
+    assert_eq!(
+        registered.status(),
+        201,
+        "{}",
+        registered.text().await.unwrap_or_default()
+    );
+    let step = |action: &str, extra: Value| {
+        let mut body = json!({ "bucket": "big-s3", "object": object, "action": action });
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        multipart_step(&app, &admin, body)
+    };
+    let created = step(
+        "create",
+        json!({ "content_type": "application/octet-stream" }),
+    )
+    .await;
+    let create = &created["requests"][0];
+    assert_eq!(create["method"], "POST");
+    let answered = send_request(create, Vec::new()).await;
+    assert_eq!(answered.status(), 200);
+    let xml = answered.text().await.expect("xml");
+    let upload_id = xml
+        .split("<UploadId>")
+        .nth(1)
+        .and_then(|rest| rest.split("</UploadId>").next())
+        .expect("an UploadId")
+        .to_owned();
+
+    let parts = step(
+        "parts",
+        json!({ "upload_id": upload_id, "size": body.len(), "part_size": 5 * MIB }),
+    )
+    .await;
+    let parts = parts["requests"].as_array().expect("parts").clone();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[2]["headers"]["content-length"], (MIB).to_string());
+    // A part with more bytes than signed is refused by the store.
+    let padded = send_request(&parts[2], body[..MIB + 1].to_vec()).await;
+    assert!(
+        padded.status().is_client_error(),
+        "oversized part: {}",
+        padded.status()
+    );
+    let mut etags = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        assert_eq!(part["part_number"], i + 1);
+        let chunk = body[i * 5 * MIB..((i + 1) * 5 * MIB).min(body.len())].to_vec();
+        let sent = send_request(part, chunk).await;
+        assert_eq!(sent.status(), 200, "part {}", i + 1);
+        etags.push(sent.headers()["etag"].to_str().expect("etag").to_owned());
+    }
+    let completed = step("complete", json!({ "upload_id": upload_id })).await;
+    let list: String = etags
+        .iter()
+        .enumerate()
+        .map(|(i, etag)| {
+            format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+                i + 1
+            )
+        })
+        .collect();
+    let done = send_request(
+        &completed["requests"][0],
+        format!("<CompleteMultipartUpload>{list}</CompleteMultipartUpload>").into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        done.status(),
+        200,
+        "{}",
+        done.text().await.unwrap_or_default()
+    );
+
+    let get: Value = app
+        .post(
+            "/v1/sign",
+            &admin,
+            &json!({ "bucket": "big-s3", "object": object, "method": "GET" }),
+        )
+        .await
+        .json()
+        .await
+        .expect("a URL");
+    let downloaded = send(&get, Vec::new()).await;
+    assert_eq!(downloaded.status(), 200);
+    assert!(
+        downloaded.bytes().await.expect("bytes").to_vec() == body,
+        "bytes differ"
+    );
+    // Each step was audited as a write on the object.
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE method LIKE 'MULTIPART_%' AND decision = 'allow'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(rows, 3);
+}
