@@ -1,7 +1,8 @@
 //! Azure Blob Storage's control plane, through its REST API at [`REST_VERSION`]: List Blobs and
 //! Delete Blob in the containers of one account, at its blob endpoint (the account's, or an
 //! emulator's path-style `http://127.0.0.1:10000/ACCOUNT`). Calls are authorized with the
-//! account key (Shared Key, [`AzureCredentials::shared_key`]).
+//! account key (Shared Key, [`AzureCredentials::shared_key`]) or, keyless, with an Entra ID
+//! token ([`EntraTokens`]: Azure Workload Identity).
 //!
 //! Listings start after a name with `startFrom` (2026-02-06 and later), which includes the name
 //! itself: that one is dropped here. Tested on Azurite 3.37, which implements `startFrom` and
@@ -10,11 +11,13 @@
 //! U+E000 to U+FFFF); the broker passes its order on either way.
 
 use super::{ObjectInfo, ObjectPage, StorageError};
+use crate::cloud::EntraTokens;
 use crate::signing::azure::{REST_VERSION, http_date};
 use crate::signing::{AzureCredentials, BlobEndpoint, rfc3339_seconds};
 use futures::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Encodes a query value, or a container name as a path segment: all but `A-Z a-z 0-9 - . _ ~`
@@ -35,6 +38,8 @@ const DELETE_CONCURRENCY: usize = 8;
 pub enum AzureAuth {
     /// Shared Key, with the account key.
     SharedKey(AzureCredentials),
+    /// A bearer token of the workload's Entra ID identity (its role on the account decides).
+    Entra(Arc<EntraTokens>),
 }
 
 /// The control-plane client.
@@ -269,16 +274,30 @@ impl AzureControl {
                     .map_err(|e| e.to_string())?
                     .header
             }
+            AzureAuth::Entra(tokens) => format!(
+                "Bearer {}",
+                tokens
+                    .access_token()
+                    .await
+                    .map_err(|e| format!("credentials: {e}"))?
+            ),
         };
         let mut request = self.http.request(method, url);
         for (name, value) in signed {
             request = request.header(name, value);
         }
-        request
+        let response = request
             .header(reqwest::header::AUTHORIZATION, authorization)
             .send()
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // A token the service no longer takes is not sent again.
+        if let AzureAuth::Entra(tokens) = &self.auth
+            && response.status() == reqwest::StatusCode::UNAUTHORIZED
+        {
+            tokens.forget_token().await;
+        }
+        Ok(response)
     }
 }
 

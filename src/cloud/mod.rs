@@ -3,10 +3,15 @@
 //! and OAuth tokens minted with the service-account key the broker signs with. I/O lives here;
 //! [`crate::signing`] stays pure, and [`crate::signer`] composes the two.
 
+mod azure;
 mod iam;
 mod metadata;
 mod oauth;
 
+pub use azure::{
+    DEFAULT_AUTHORITY_HOST, DelegationKey, DelegationKeys, EntraTokens, MAX_KEY_LIFETIME,
+    STORAGE_SCOPE, WorkloadIdentity,
+};
 pub use iam::IamSigner;
 pub use metadata::MetadataServer;
 pub use oauth::{GOOGLE_TOKEN_URI, KeySource, ServiceAccountTokens};

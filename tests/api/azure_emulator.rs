@@ -1,11 +1,23 @@
-//! Azure Blob on Azurite, which checks every Shared Key signature: the control plane
-//! ([`AzureControl`]) lists every page to the end, after a name, within a prefix and not its
-//! siblings, deletes a prefix, and reports a missing container and a wrong key as such.
+//! Azure Blob on Azurite, which checks every Shared Key signature, SAS and bearer token: the
+//! control plane ([`AzureControl`]) lists every page to the end, after a name, within a prefix
+//! and not its siblings, deletes a prefix, and reports a missing container and a wrong key as
+//! such; keyless, user-delegation keys fetched with an Entra ID token (from a token endpoint on
+//! loopback that checks the federated assertion) sign URLs Azurite takes, and are renewed.
 
 use crate::azurite::Azurite;
+use crate::helpers::b64;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use storage_broker::backends::azure::{AzureAuth, AzureControl};
 use storage_broker::backends::{ObjectInfo, StorageError};
-use storage_broker::signing::{AzureCredentials, BlobEndpoint};
+use storage_broker::cloud::{DelegationKey, DelegationKeys, EntraTokens, WorkloadIdentity};
+use storage_broker::signing::{AzureCredentials, AzureSigner, BlobEndpoint, BlobSasRequest};
 
 /// The control plane on `azurite` with the account key.
 fn control(azurite: &Azurite) -> AzureControl {
@@ -193,4 +205,285 @@ async fn azure_delete_refuses_names_a_url_would_resolve_to_another_blob() {
         .await;
     assert!(control.delete("dots", "p/..x/.y.").await.expect("deleted"));
     assert!(!control.delete("dots", "p/..x/.y.").await.expect("gone"));
+}
+
+/// A tiny Entra ID token endpoint: answers the client-credentials grant of Azure Workload
+/// Identity with an unsigned JWT that Azurite's `--oauth basic` takes (it checks issuer,
+/// audience and times, not signatures), after checking the request carried the federated
+/// assertion.
+struct TokenEndpoint {
+    /// `http://127.0.0.1:PORT/`: what `AZURE_AUTHORITY_HOST` would be.
+    authority: String,
+    issued: Arc<AtomicUsize>,
+    /// While set, the endpoint answers 503.
+    down: Arc<AtomicBool>,
+}
+
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const CLIENT: &str = "6d8c6f2e-1c7a-4d1b-9c55-0f3a2b7e9d11";
+const OID: &str = "11059fcc-5514-4800-b5f8-49808b9cfab6";
+
+impl TokenEndpoint {
+    async fn start(assertion: &str) -> Self {
+        let issued = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(AtomicBool::new(false));
+        let (count, outage, assertion) = (issued.clone(), down.clone(), assertion.to_owned());
+        let app = Router::new().route(
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            post(move |Form(form): Form<HashMap<String, String>>| {
+                let (count, outage, assertion) = (count.clone(), outage.clone(), assertion.clone());
+                async move {
+                    if outage.load(Ordering::SeqCst) {
+                        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({}))).into_response();
+                    }
+                    let field = |name: &str| form.get(name).map(String::as_str);
+                    assert_eq!(field("grant_type"), Some("client_credentials"));
+                    assert_eq!(field("client_id"), Some(CLIENT));
+                    assert_eq!(field("scope"), Some("https://storage.azure.com/.default"));
+                    assert_eq!(
+                        field("client_assertion_type"),
+                        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                    );
+                    if field("client_assertion") != Some(assertion.as_str()) {
+                        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"})))
+                            .into_response();
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    let claims = json!({
+                        "aud": "https://storage.azure.com", "iss": format!("https://sts.windows.net/{TENANT}/"),
+                        "iat": now, "nbf": now - 60, "exp": now + 3600, "oid": OID, "tid": TENANT,
+                        "appid": CLIENT,
+                    });
+                    let token = format!(
+                        "{}.{}.",
+                        b64(json!({"alg": "none", "typ": "JWT"}).to_string().as_bytes()),
+                        b64(claims.to_string().as_bytes())
+                    );
+                    Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token}))
+                        .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let authority = format!("http://{}/", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            authority,
+            issued,
+            down,
+        }
+    }
+}
+
+/// A federated token file holding `content`, removed with the returned guard's directory.
+fn federated_token_file(content: &str) -> (std::path::PathBuf, TempDir) {
+    let dir = TempDir(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("azure-wi-{}", uuid::Uuid::new_v4().simple())),
+    );
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let file = dir.0.join("token");
+    std::fs::write(&file, content).expect("token file");
+    (file, dir)
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A user-delegation SAS for `blob` in `container` with `key`, valid for five minutes or until
+/// the key expires, whichever is first.
+fn delegated_url(
+    azurite: &Azurite,
+    key: &DelegationKey,
+    container: &str,
+    blob: &str,
+    permissions: &str,
+) -> String {
+    let expiry = (time::OffsetDateTime::now_utc() + time::Duration::minutes(5)).min(key.expires_at);
+    AzureSigner::new(key.sas_key(), azurite.blob_endpoint())
+        .sign(&BlobSasRequest {
+            container: container.into(),
+            blob: blob.into(),
+            permissions: permissions.into(),
+            start: None,
+            expiry,
+            protocols: None,
+            content_disposition: None,
+            content_type: None,
+            delegated_user_oid: None,
+        })
+        .expect("signed")
+        .url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_user_delegation_keys_sign_urls_azurite_takes_and_are_renewed() {
+    let azurite = Azurite::start_https_oauth().await;
+    azurite.create_container("delegated").await;
+    let assertion = format!("federated-{}", uuid::Uuid::new_v4().simple());
+    let endpoint = TokenEndpoint::start(&assertion).await;
+    let (token_file, _dir) = federated_token_file(&format!("{assertion}\n"));
+    let tokens = Arc::new(EntraTokens::new(
+        WorkloadIdentity::new(TENANT, CLIENT, token_file.clone(), &endpoint.authority),
+        azurite.client(),
+    ));
+    let lifetime = std::time::Duration::from_secs(6);
+    let (keys, renewing) = DelegationKeys::start(
+        "devstoreaccount1",
+        azurite.blob_endpoint(),
+        tokens.clone(),
+        azurite.client(),
+        lifetime,
+    )
+    .await
+    .expect("first key");
+    let first = keys.current().expect("a key");
+    assert_eq!(first.key.signed_oid, OID);
+    assert_eq!(first.key.signed_tid, TENANT);
+    let left = first.expires_at - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::seconds(6) && left > time::Duration::seconds(3),
+        "{left}"
+    );
+    // The key's value is in no Debug output.
+    let debug = format!("{first:?} {keys:?}");
+    assert!(debug.contains(OID) && !debug.contains("value"), "{debug}");
+
+    // A user-delegation SAS signed with it moves bytes through Azurite, which checks it.
+    let client = azurite.client();
+    let blob = "udk/été + & % x.bin";
+    let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let put = client
+        .put(delegated_url(&azurite, &first, "delegated", blob, "cw"))
+        .header("x-ms-blob-type", "BlockBlob")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(
+        put.status(),
+        201,
+        "{}",
+        put.text().await.unwrap_or_default()
+    );
+    let url = delegated_url(&azurite, &first, "delegated", blob, "r");
+    assert!(
+        url.contains("skoid=") && url.contains("sv=2026-10-06"),
+        "{url}"
+    );
+    let get = client.get(&url).send().await.expect("get");
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.bytes().await.expect("bytes").to_vec(), body);
+    // Another tenant's key claims: the signature no longer matches.
+    let forged = url.replace(
+        &format!("sktid={TENANT}"),
+        "sktid=00000000-0000-4000-8000-000000000000",
+    );
+    assert_eq!(client.get(&forged).send().await.expect("get").status(), 403);
+
+    // The control plane authorizes with the same tokens.
+    let control = AzureControl::new(
+        AzureAuth::Entra(tokens.clone()),
+        azurite.blob_endpoint(),
+        azurite.client(),
+    );
+    let page = control
+        .list("delegated", "udk/", None, None)
+        .await
+        .expect("list");
+    assert_eq!(names(&page.items), [blob]);
+    assert_eq!(page.items[0].size, Some(70_000));
+    // One token served the key and the listing.
+    assert_eq!(endpoint.issued.load(Ordering::SeqCst), 1);
+
+    // Half way through its life the key is replaced by one that works too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let second = loop {
+        let now = keys.current().expect("a key");
+        if now.key.signed_expiry != first.key.signed_expiry {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renewal within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(second.expires_at > first.expires_at);
+    let get = client
+        .get(delegated_url(&azurite, &second, "delegated", blob, "r"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status(), 200);
+
+    // A failed renewal keeps the key in hand; past its expiry there is none to sign with.
+    endpoint.down.store(true, Ordering::SeqCst);
+    tokens.forget_token().await;
+    assert!(keys.renew().await.is_err());
+    assert_eq!(
+        keys.current().expect("still valid").key.signed_expiry,
+        second.key.signed_expiry
+    );
+    renewing.abort();
+    let until_expiry = second.expires_at - time::OffsetDateTime::now_utc();
+    tokio::time::sleep(until_expiry.try_into().unwrap_or_default()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(keys.current().is_none(), "an expired key is not handed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_delegation_keys_refuse_to_start_without_a_token_or_beyond_seven_days() {
+    let azurite = Azurite::start_https_oauth().await;
+    let endpoint = TokenEndpoint::start("the-right-assertion").await;
+    let (wrong, _dir) = federated_token_file("another-assertion");
+    let start = |file: std::path::PathBuf, lifetime: std::time::Duration| {
+        let tokens = Arc::new(EntraTokens::new(
+            WorkloadIdentity::new(TENANT, CLIENT, file, &endpoint.authority),
+            azurite.client(),
+        ));
+        DelegationKeys::start(
+            "devstoreaccount1",
+            azurite.blob_endpoint(),
+            tokens,
+            azurite.client(),
+            lifetime,
+        )
+    };
+    let refused = start(wrong.clone(), std::time::Duration::from_secs(3600))
+        .await
+        .expect_err("the token endpoint refuses the assertion");
+    assert!(refused.0.contains("401"), "{refused}");
+    let missing = start(
+        wrong.with_extension("absent"),
+        std::time::Duration::from_secs(3600),
+    )
+    .await
+    .expect_err("no token file");
+    assert!(missing.0.contains("federated token file"), "{missing}");
+    let too_long = start(wrong, std::time::Duration::from_secs(7 * 24 * 3600 + 1))
+        .await
+        .expect_err("longer than seven days");
+    assert!(too_long.0.contains("seven days"), "{too_long}");
+    assert_eq!(endpoint.issued.load(Ordering::SeqCst), 0);
+
+    // Shared Key cannot ask for a user-delegation key: Azurite wants a bearer token.
+    let response = azurite
+        .shared_key_request(
+            reqwest::Method::POST,
+            &format!("{}/?restype=service&comp=userdelegationkey", azurite.endpoint),
+            &[("content-type", "application/xml")],
+            b"<KeyInfo><Start>2026-01-01T00:00:00Z</Start><Expiry>2026-01-02T00:00:00Z</Expiry></KeyInfo>"
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(response.status(), 403);
 }
