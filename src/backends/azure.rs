@@ -235,7 +235,7 @@ impl AzureControl {
 
     /// Deletes every blob under `prefix` with its snapshots (earlier versions, where
     /// versioning keeps them, stay: they are the account's retention); how many were there.
-    /// [`DELETE_CONCURRENCY`] deletes run at a time.
+    /// Eight deletes run at a time.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<u64, StorageError> {
         let mut deleted = 0;
         let mut marker: Option<String> = None;
