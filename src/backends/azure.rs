@@ -173,7 +173,8 @@ impl AzureControl {
             .map(drop)
     }
 
-    /// A successful answer to List Blobs on `bucket` with `query` besides `restype` and `comp`.
+    /// A successful answer to List Blobs on `bucket` with `query` besides `restype` and `comp`
+    /// (a parameter with an empty value, such as no prefix, left out).
     async fn list_blobs(
         &self,
         bucket: &str,
@@ -184,7 +185,7 @@ impl AzureControl {
             self.endpoint.base(),
             utf8_percent_encode(bucket, COMPONENT)
         );
-        for (name, value) in query {
+        for (name, value) in query.iter().filter(|(_, value)| !value.is_empty()) {
             url.push('&');
             url.push_str(name);
             url.push('=');
