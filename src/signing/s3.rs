@@ -15,11 +15,13 @@ use super::{
     BucketName, Condition, Method, ObjectName, PostKey, PostPolicy, PostPolicyRequest, PreparedUrl,
     SignedUrl, SigningError, UrlRequest, encoding, v4,
 };
+use arc_swap::ArcSwapOption;
 use aws_lc_rs::hmac;
 use base64::Engine;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The algorithm name SigV4 writes.
@@ -128,6 +130,9 @@ pub struct S3Signer {
     service: String,
     endpoint: Endpoint,
     style: UrlStyle,
+    /// The signing key of the last day signed for: four HMACs a day instead of four a URL
+    /// (almost half of an S3 URL's cost). Shared by clones, which sign for the same day.
+    day_key: Arc<ArcSwapOption<(String, hmac::Key)>>,
 }
 
 impl S3Signer {
@@ -146,6 +151,7 @@ impl S3Signer {
             service: "s3".to_owned(),
             endpoint,
             style,
+            day_key: Arc::default(),
         })
     }
 
@@ -153,7 +159,21 @@ impl S3Signer {
     /// `service`).
     pub fn for_service(mut self, service: &str) -> Self {
         service.clone_into(&mut self.service);
+        self.day_key = Arc::default();
         self
+    }
+
+    /// The MAC of `message` with the signing key of `date` (`YYYYMMDD`).
+    fn mac(&self, date: &str, message: &[u8]) -> hmac::Tag {
+        if let Some(cached) = &*self.day_key.load()
+            && cached.0 == date
+        {
+            return hmac::sign(&cached.1, message);
+        }
+        let key = self.credentials.day_key(date, &self.region, &self.service);
+        let tag = hmac::sign(&key, message);
+        self.day_key.store(Some(Arc::new((date.to_owned(), key))));
+        tag
     }
 
     /// The access key's id.
@@ -255,10 +275,7 @@ impl S3Signer {
 
     /// The signature of a prepared URL's string-to-sign.
     pub fn signature(&self, prepared: &PreparedUrl) -> Vec<u8> {
-        let key = self
-            .credentials
-            .day_key(prepared.date(), &self.region, &self.service);
-        hmac::sign(&key, prepared.string_to_sign().as_bytes())
+        self.mac(prepared.date(), prepared.string_to_sign().as_bytes())
             .as_ref()
             .to_vec()
     }
@@ -441,10 +458,7 @@ impl S3Signer {
                 payload: Some(payload_sha256),
             },
         )?;
-        let key = self
-            .credentials
-            .day_key(stamp.date(), &self.region, &self.service);
-        let signature = hex::encode(hmac::sign(&key, canonical.string_to_sign.as_bytes()));
+        let signature = hex::encode(self.mac(stamp.date(), canonical.string_to_sign.as_bytes()));
         let mut url =
             String::with_capacity(authority.len() + path.len() + canonical.query.len() + 16);
         for part in [scheme.as_str(), "://", authority, path] {
@@ -614,10 +628,7 @@ impl S3Signer {
         doc.push_str(&conditions.join(", "));
         doc.push_str("]}");
         let policy = base64::engine::general_purpose::STANDARD.encode(doc);
-        let key_for_day = self
-            .credentials
-            .day_key(stamp.date(), &self.region, &self.service);
-        let signature = hex::encode(hmac::sign(&key_for_day, policy.as_bytes()).as_ref());
+        let signature = hex::encode(self.mac(stamp.date(), policy.as_bytes()).as_ref());
 
         let mut fields = request.fields.clone();
         fields.push(("key".to_owned(), key));
