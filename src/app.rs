@@ -31,19 +31,26 @@ fn start_error(setting: &'static str, message: impl ToString) -> StartError {
     }
 }
 
-/// Signers and control planes by backend name.
+/// Signers and control planes by backend name, and the tasks that renew Azure delegation keys.
 type Backends = (
     std::collections::HashMap<String, Arc<BackendSigner>>,
     std::collections::HashMap<String, ControlPlane>,
+    Vec<tokio::task::JoinHandle<()>>,
 );
 
 /// A signer and a control plane for every S3 and Azure backend a class is on, their
 /// credentials read now: a missing or unreadable key stops the start, naming the backend.
-fn other_backends(policies: &Policies, http: &reqwest::Client) -> Result<Backends, StartError> {
+async fn other_backends(
+    policies: &Policies,
+    http: &reqwest::Client,
+) -> Result<Backends, StartError> {
+    use crate::backends::azure::{AzureAuth, AzureControl};
+    use crate::cloud::{DelegationKeys, EntraTokens, MAX_KEY_LIFETIME, WorkloadIdentity};
     use crate::policy::{BackendSettings, CredentialSource};
     use crate::signing::{AzureCredentials, AzureSigner, S3Credentials, S3Signer, SasKey};
     let mut signers = std::collections::HashMap::new();
     let mut control_planes = std::collections::HashMap::new();
+    let mut renewing = Vec::new();
     for backend in policies.classes.backends_in_use() {
         let failed = |message: String| {
             start_error(
@@ -96,10 +103,37 @@ fn other_backends(policies: &Policies, http: &reqwest::Client) -> Result<Backend
                         AzureCredentials::new(account, &env("AZURE_STORAGE_KEY")?)
                     }
                     CredentialSource::EntraId => {
-                        return Err(failed(
-                            "credentials = \"entra-id\" is not available yet; use a key file"
-                                .into(),
-                        ));
+                        let identity = WorkloadIdentity::from_env()
+                            .map_err(|e| failed(e.to_string()))?
+                            .ok_or_else(|| {
+                                failed(
+                                    "credentials = \"entra-id\" needs Azure Workload Identity: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE".into(),
+                                )
+                            })?;
+                        let tokens = Arc::new(EntraTokens::new(identity, http.clone()));
+                        let (keys, renewer) = DelegationKeys::start(
+                            account,
+                            endpoint.clone(),
+                            tokens.clone(),
+                            http.clone(),
+                            MAX_KEY_LIFETIME,
+                        )
+                        .await
+                        .map_err(|e| failed(format!("no user-delegation key: {e}")))?;
+                        renewing.push(renewer);
+                        control_planes.insert(
+                            backend.name.clone(),
+                            ControlPlane::Azure(AzureControl::new(
+                                AzureAuth::Entra(tokens),
+                                endpoint.clone(),
+                                http.clone(),
+                            )),
+                        );
+                        signers.insert(
+                            backend.name.clone(),
+                            Arc::new(BackendSigner::azure_delegated(keys, endpoint.clone())),
+                        );
+                        continue;
                     }
                     CredentialSource::Broker => {
                         return Err(failed("an Azure backend needs credentials".into()));
@@ -112,6 +146,14 @@ fn other_backends(policies: &Policies, http: &reqwest::Client) -> Result<Backend
                         credentials.account
                     )));
                 }
+                control_planes.insert(
+                    backend.name.clone(),
+                    ControlPlane::Azure(AzureControl::new(
+                        AzureAuth::SharedKey(credentials.clone()),
+                        endpoint.clone(),
+                        http.clone(),
+                    )),
+                );
                 BackendSigner::azure(AzureSigner::new(
                     SasKey::Account(credentials),
                     endpoint.clone(),
@@ -120,7 +162,7 @@ fn other_backends(policies: &Policies, http: &reqwest::Client) -> Result<Backend
         };
         signers.insert(backend.name.clone(), Arc::new(signer));
     }
-    Ok((signers, control_planes))
+    Ok((signers, control_planes, renewing))
 }
 
 /// The service, bound to its address, ready to run.
@@ -225,11 +267,14 @@ impl Application {
             (None, None, None) => None,
         };
         storage.extend(gcs.map(|gcs| (crate::policy::DEFAULT_BACKEND.to_owned(), gcs)));
-        let (others, control_planes) = other_backends(&policies, &http)?;
+        let (others, control_planes, renewing) = other_backends(&policies, &http).await?;
         storage.extend(control_planes);
         let signers = Signers::new(signer.clone(), others);
         // Background tasks, in the order shutdown stops them; the audit writers stop last.
-        let mut background = Vec::new();
+        let mut background: Vec<(&'static str, tokio::task::JoinHandle<()>)> = renewing
+            .into_iter()
+            .map(|task| ("Azure delegation key renewal", task))
+            .collect();
         let (audit, audit_writers) = AuditLog::start(store.pool().clone());
         let cache = DecisionCache::new();
         background.push(("change feed", cache.listen(store.clone())));

@@ -10,9 +10,10 @@ mod objects;
 pub use gcs::{KEYLESS_MAX_EXPIRY_SECONDS, SigningService, V4_MAX_EXPIRY_SECONDS, reload_keys};
 pub use objects::{ObjectMethod, ObjectUrl, Upload};
 
+use crate::cloud::DelegationKeys;
 use crate::policy::BackendKind;
 use crate::signing::{
-    AzureSigner, PostPolicy, PostPolicyRequest, S3Signer, SignedUrl, SigningError,
+    AzureSigner, BlobEndpoint, PostPolicy, PostPolicyRequest, S3Signer, SignedUrl, SigningError,
 };
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -34,6 +35,9 @@ enum How {
     Gcs(SigningService),
     S3(Arc<S3Signer>),
     Azure(Arc<AzureSigner>),
+    /// Keyless Azure: user-delegation keys fetched with the workload's Entra ID token and
+    /// renewed in the background; no URL outlives the key that signs it.
+    AzureDelegated(Arc<DelegationKeys>, BlobEndpoint),
 }
 
 impl BackendSigner {
@@ -61,6 +65,14 @@ impl BackendSigner {
         }
     }
 
+    /// Azure Blob Storage, keyless: user-delegation SAS with the current key of `keys`.
+    pub fn azure_delegated(keys: Arc<DelegationKeys>, endpoint: BlobEndpoint) -> Self {
+        Self {
+            kind: BackendKind::Azure,
+            how: How::AzureDelegated(keys, endpoint),
+        }
+    }
+
     /// `gcs-v4`, `s3-sigv4` or `azure-sas`: what the client speaks.
     pub fn protocol(&self) -> &'static str {
         self.kind.protocol()
@@ -72,6 +84,13 @@ impl BackendSigner {
             How::Gcs(service) => service.max_expiry_seconds(),
             How::S3(_) => V4_MAX_EXPIRY_SECONDS,
             How::Azure(_) => AZURE_MAX_EXPIRY_SECONDS,
+            // What is left of the current key's life (none: nothing can be signed).
+            How::AzureDelegated(keys, _) => keys.current().map_or(0, |key| {
+                let left = (key.expires_at - OffsetDateTime::now_utc()).whole_seconds();
+                u32::try_from(left.max(0))
+                    .unwrap_or(u32::MAX)
+                    .min(AZURE_MAX_EXPIRY_SECONDS)
+            }),
         }
     }
 
@@ -113,16 +132,35 @@ impl BackendSigner {
                 )),
             },
             How::S3(signer) => signer.sign(&url.for_s3()?, at),
-            How::Azure(signer) => {
-                let sas = signer.sign(&url.for_azure(at)?)?;
-                Ok(SignedUrl {
-                    url: sas.url,
-                    method: url.method.http(),
-                    expires_at: sas.expires_at,
-                    headers: url.azure_headers(),
-                })
+            How::Azure(signer) => Self::sign_sas(signer, url, at),
+            How::AzureDelegated(keys, endpoint) => {
+                let key = keys.current().ok_or_else(|| {
+                    SigningError::Unavailable("no current Azure user-delegation key".into())
+                })?;
+                let request = url.for_azure(at)?;
+                if request.expiry > key.expires_at {
+                    return Err(SigningError::UnsupportedByBackend(format!(
+                        "the URL would outlive the Azure delegation key signing it (until {}): ask for a shorter expires_in",
+                        crate::signing::rfc3339_seconds(key.expires_at)
+                    )));
+                }
+                Self::sign_sas(&AzureSigner::new(key.sas_key(), endpoint.clone()), url, at)
             }
         }
+    }
+
+    fn sign_sas(
+        signer: &AzureSigner,
+        url: &ObjectUrl,
+        at: OffsetDateTime,
+    ) -> Result<SignedUrl, SigningError> {
+        let sas = signer.sign(&url.for_azure(at)?)?;
+        Ok(SignedUrl {
+            url: sas.url,
+            method: url.method.http(),
+            expires_at: sas.expires_at,
+            headers: url.azure_headers(),
+        })
     }
 
     /// Signs a POST policy for an HTML form upload (GCS and S3; Azure has no form uploads).
@@ -137,7 +175,7 @@ impl BackendSigner {
                 let signer = signer.clone();
                 on_pool(Pool::Interactive, move || signer.post_policy(&request, at)).await?
             }
-            How::Azure(_) => Err(SigningError::UnsupportedByBackend(
+            How::Azure(_) | How::AzureDelegated(..) => Err(SigningError::UnsupportedByBackend(
                 "Azure Blob Storage has no HTML form uploads: sign a PUT (POST /v1/sign) instead"
                     .into(),
             )),

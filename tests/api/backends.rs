@@ -1,27 +1,33 @@
-//! One broker, one bucket class per backend: GCS on fake-gcs-server and S3 on SeaweedFS, each
-//! store checking the broker's signatures itself. Bytes go up and down through the answers'
+//! One broker, one bucket class per backend: GCS on fake-gcs-server, S3 on SeaweedFS and Azure
+//! Blob on Azurite, each store checking the broker's signatures itself. Bytes go up and down through the answers'
 //! URLs and headers alone, as a client would use them; listings, prefix manifests and the
 //! `delete` release policy go through each backend's control plane.
 
+use crate::azurite::Azurite;
 use crate::helpers::{Emulator, SeaweedFs, TestApp, expect_problem, repo};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// The S3 bucket behind the S3 class.
 const S3_BUCKET: &str = "broker-s3";
+/// The Azure container behind the Azure classes.
+const AZ_CONTAINER: &str = "broker-az";
 
 /// The stores, and a policies directory with the shipped classes plus one class per backend.
 struct Stores {
     gcs: Emulator,
     s3: SeaweedFs,
+    azure: Azurite,
     policies: PathBuf,
 }
 
 impl Stores {
     async fn start() -> Self {
-        let (gcs, s3) = tokio::join!(Emulator::start(), SeaweedFs::start());
+        let (gcs, s3, azure) =
+            tokio::join!(Emulator::start(), SeaweedFs::start(), Azurite::start());
         gcs.create_bucket("storage-broker-data").await;
         s3.create_bucket(S3_BUCKET).await;
+        azure.create_container(AZ_CONTAINER).await;
         let policies = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("policies-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&policies).expect("policies dir");
@@ -37,6 +43,12 @@ impl Stores {
                 .to_string(),
         )
         .expect("s3 key");
+        let azure_key = policies.join("azure-key.json");
+        std::fs::write(
+            &azure_key,
+            json!({ "account": "devstoreaccount1", "key": crate::azurite::KEY }).to_string(),
+        )
+        .expect("azure key");
         let shipped =
             std::fs::read_to_string(repo().join("policies/classes.toml")).expect("classes.toml");
         let classes = format!(
@@ -57,6 +69,31 @@ content_types = ["text/*", "application/octet-stream"]
 classification = "unclassified"
 release = "delete"
 
+[backends.azurite]
+kind = "azure"
+account = "devstoreaccount1"
+endpoint = "{azure_endpoint}"
+credentials = "file:{azure_key}"
+
+[classes.project-az]
+backend = "azurite"
+backend_bucket = "{AZ_CONTAINER}"
+prefix = "projects/{{project}}/"
+max_ttl_seconds = 3600
+classification = "unclassified"
+release = "delete"
+
+[classes.project-az-advised]
+backend = "azurite"
+backend_bucket = "{AZ_CONTAINER}"
+prefix = "advised/{{project}}/"
+max_ttl_seconds = 3600
+max_object_size = 1048576
+content_types = ["text/*"]
+advisory_limits = true
+classification = "unclassified"
+release = "retain"
+
 [classes.existing-s3]
 backend = "seaweed"
 backend_bucket = "{S3_BUCKET}"
@@ -67,9 +104,16 @@ release = "retain"
 "#,
             endpoint = s3.endpoint,
             key = s3_key.display(),
+            azure_endpoint = azure.endpoint,
+            azure_key = azure_key.display(),
         );
         std::fs::write(policies.join("classes.toml"), classes).expect("classes.toml");
-        Self { gcs, s3, policies }
+        Self {
+            gcs,
+            s3,
+            azure,
+            policies,
+        }
     }
 
     async fn broker(&self) -> TestApp {
@@ -156,9 +200,14 @@ async fn one_broker_signs_for_each_backend_and_each_store_accepts_its_urls() {
     let app = stores.broker().await;
     project_bucket(&app, "p-gcs", "project").await;
     project_bucket(&app, "p-s3", "project-s3").await;
+    project_bucket(&app, "p-az", "project-az").await;
     let object = "reports/é t+&=.txt";
-    let body = b"the same bytes, to two clouds".to_vec();
-    for (bucket, protocol) in [("p-gcs", "gcs-v4"), ("p-s3", "s3-sigv4")] {
+    let body = b"the same bytes, to three clouds".to_vec();
+    for (bucket, protocol) in [
+        ("p-gcs", "gcs-v4"),
+        ("p-s3", "s3-sigv4"),
+        ("p-az", "azure-sas"),
+    ] {
         let put = signed(
             &app,
             json!({ "bucket": bucket, "object": object, "method": "PUT",
@@ -561,4 +610,87 @@ async fn a_multipart_upload_is_signed_step_by_step_and_its_parts_bound_to_the_de
     .await
     .expect("audit");
     assert_eq!(rows, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_manifest_and_release_go_through_the_azure_control_plane() {
+    use storage_broker::backends::azure::{AzureAuth, AzureControl};
+    let stores = Stores::start().await;
+    let app = stores.broker().await;
+    project_bucket(&app, "p-az", "project-az").await;
+    let names: Vec<String> = (0..1050)
+        .map(|i| format!("projects/multi/run/{i:04}.bin"))
+        .collect();
+    stores.azure.put_many(AZ_CONTAINER, names).await;
+    stores
+        .azure
+        .put_many(
+            AZ_CONTAINER,
+            vec!["projects/multi-other/keep.bin".to_owned()],
+        )
+        .await;
+    let alice = app.idp.token("alice");
+
+    let mut listed = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            Some(t) => format!("/v1/buckets/p-az/objects?prefix=run/&page_token={t}"),
+            None => "/v1/buckets/p-az/objects?prefix=run/".to_owned(),
+        };
+        let page: Value = app.get(&path, &alice).await.json().await.expect("page");
+        for object in page["objects"].as_array().expect("objects") {
+            listed.push(object["name"].as_str().expect("name").to_owned());
+            assert_eq!(object["size"], 1, "{object}");
+        }
+        match page["next_page_token"].as_str() {
+            Some(next) => token = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (0..1050).map(|i| format!("run/{i:04}.bin")).collect();
+    assert_eq!(listed, want);
+
+    let manifest = app
+        .post(
+            "/v1/sign/prefix",
+            &alice,
+            &json!({ "bucket": "p-az", "prefix": "run/", "start_after": "run/0049.bin" }),
+        )
+        .await;
+    assert_eq!(manifest.status(), 200);
+    let lines: Vec<Value> = manifest
+        .text()
+        .await
+        .expect("body")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("line"))
+        .collect();
+    assert_eq!(lines.len(), 1000, "{:?}", lines.last());
+    assert_eq!(lines[0]["object"], "run/0050.bin");
+    assert_eq!(lines[0]["protocol"], "azure-sas");
+    let got = reqwest::get(lines[999]["url"].as_str().expect("url"))
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").len(), 1);
+
+    let deleted = app.delete("/v1/buckets/p-az", &alice).await;
+    assert_eq!(
+        deleted.status(),
+        204,
+        "{}",
+        deleted.text().await.unwrap_or_default()
+    );
+    let control = AzureControl::new(
+        AzureAuth::SharedKey(stores.azure.credentials()),
+        stores.azure.blob_endpoint(),
+        stores.azure.client(),
+    );
+    let left = control
+        .list(AZ_CONTAINER, "projects/multi", None, None)
+        .await
+        .expect("list");
+    let left: Vec<String> = left.items.into_iter().map(|o| o.name).collect();
+    assert_eq!(left, ["projects/multi-other/keep.bin"]);
 }
