@@ -24,10 +24,21 @@ impl Dev {
     /// Starts `storage-broker dev` as a newcomer would (its own PostgreSQL, policies and key),
     /// with `env` set and `unset` removed, in `dir` (else the crate's root).
     fn start(env: &[(&str, &str)], unset: &[&str], dir: Option<&std::path::Path>) -> Self {
+        Self::start_with_args(&[], env, unset, dir)
+    }
+
+    /// As [`Self::start`], with `args` after `dev`.
+    fn start_with_args(
+        args: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+        dir: Option<&std::path::Path>,
+    ) -> Self {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_storage-broker"));
         command
             .arg("dev")
+            .args(args)
             // Its own PostgreSQL, not the test suite's.
             .env_remove("DATABASE_URL")
             .env_remove("BROKER_POLICIES_DIR")
@@ -325,4 +336,71 @@ fn dev_without_an_emulator_says_how_to_get_one() {
         "the throwaway PostgreSQL on port {port} outlived dev"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The printed upload and download, pasted as they are, move the bytes through `backend`.
+fn dev_moves_bytes_on(dev: &Dev, protocol: &str) {
+    let token = dev
+        .line("export TOKEN=")
+        .trim_start_matches("export TOKEN=")
+        .to_owned();
+    assert!(
+        dev.line("  storage   ")
+            .contains("every bucket class is on it"),
+        "{:?}",
+        dev.banner
+    );
+    let signed: Value = serde_json::from_str(&shell(dev.line("curl -s http"), &token))
+        .expect("the curl prints JSON");
+    assert_eq!(signed["protocol"], protocol, "{signed}");
+    shell(dev.line("curl -sS -X PUT"), &token);
+    assert_eq!(
+        shell(dev.line("curl -sS 'http"), &token),
+        "hello from storage-broker dev"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_on_an_s3_emulator() {
+    let store = crate::helpers::SeaweedFs::start().await;
+    let dev = Dev::start_with_args(
+        &["--backend", "s3", "--storage-endpoint", &store.endpoint],
+        &[
+            ("AWS_ACCESS_KEY_ID", store.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", store.secret_access_key),
+        ],
+        &[],
+        None,
+    );
+    dev_moves_bytes_on(&dev, "s3-sigv4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_on_an_azure_emulator() {
+    let store = crate::azurite::Azurite::start().await;
+    let dev = Dev::start_with_args(
+        &["--backend", "azure", "--storage-endpoint", &store.endpoint],
+        &[],
+        &[],
+        None,
+    );
+    dev_moves_bytes_on(&dev, "azure-sas");
+}
+
+#[test]
+fn dev_on_s3_without_an_emulator_says_how_to_start_one() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+        .args(["dev", "--backend", "s3", "--storage-endpoint", &endpoint])
+        .env_remove("DATABASE_URL")
+        .env_remove("BROKER_POLICIES_DIR")
+        .env("BROKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("BROKER_LOG", "off")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("weed mini"), "{stderr}");
+    assert!(stderr.contains(&endpoint), "{stderr}");
 }

@@ -3,6 +3,7 @@
 //! broker built exactly as `serve` builds it. `storage-broker dev token NAME` asks the running
 //! stack for a token.
 
+mod backend;
 mod emulator;
 mod issuer;
 mod postgres;
@@ -12,6 +13,7 @@ use crate::app::{Application, shutdown_signal};
 use crate::cli::runtime;
 use crate::config::Config;
 use crate::policy::Policies;
+use backend::DevBackend;
 use clap::{Args, Subcommand};
 use issuer::{AUDIENCE, DevIssuer, TokenRequest};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ use std::path::{Path, PathBuf};
 const ROLES: &str = include_str!("../../../policies/roles.toml");
 const CLASSES: &str = include_str!("../../../policies/classes.toml");
 const DEV_LISTEN: &str = "127.0.0.1:8080";
+/// What the printed example uploads.
+const EXAMPLE_TEXT: &str = "hello from storage-broker dev";
 const DEV_SERVICE_ACCOUNT: &str = "dev-signer@storage-broker-dev.iam.gserviceaccount.com";
 
 /// `dev` and its one subcommand.
@@ -27,6 +31,14 @@ const DEV_SERVICE_ACCOUNT: &str = "dev-signer@storage-broker-dev.iam.gserviceacc
 pub struct DevArgs {
     #[command(subcommand)]
     command: Option<DevCommand>,
+    /// Which storage every bucket class is on: gcs (fake-gcs-server, started by dev), s3 or
+    /// azure (an emulator you start: dev says how).
+    #[arg(long, value_enum, default_value = "gcs")]
+    backend: DevBackend,
+    /// Where the s3 or azure emulator listens (default http://127.0.0.1:8333 for s3,
+    /// http://127.0.0.1:10000/devstoreaccount1 for azure).
+    #[arg(long)]
+    storage_endpoint: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,7 +68,7 @@ struct TokenArgs {
 /// Runs `dev` or `dev token`.
 pub fn dev(args: DevArgs) -> Result<(), String> {
     match args.command {
-        None => run_stack(),
+        None => run_stack(args.backend, args.storage_endpoint),
         Some(DevCommand::Token(args)) => print_token(args),
     }
 }
@@ -236,6 +248,7 @@ async fn example_transfers(
     get_body["method"] = "GET".into();
     if let Some(body) = get_body.as_object_mut() {
         body.remove("content_type");
+        body.remove("size");
     }
     let get = sign(get_body).await?;
     let mut upload = String::from("curl -sS -X PUT");
@@ -245,14 +258,21 @@ async fn example_transfers(
         }
     }
     upload.push_str(&format!(
-        " --data-binary 'hello from storage-broker dev' '{}'",
+        " --data-binary '{EXAMPLE_TEXT}' '{}'",
         put["url"].as_str().unwrap_or("")
     ));
     let download = format!("curl -sS '{}'", get["url"].as_str().unwrap_or(""));
     Ok((upload, download))
 }
 
-fn run_stack() -> Result<(), String> {
+fn run_stack(backend: DevBackend, endpoint: Option<String>) -> Result<(), String> {
+    if backend == DevBackend::Gcs && endpoint.is_some() {
+        return Err(
+            "--storage-endpoint is for --backend s3 or azure; for GCS set BROKER_STORAGE_ENDPOINT"
+                .into(),
+        );
+    }
+    let other_storage = endpoint.or_else(|| backend.default_endpoint().map(str::to_owned));
     crate::cli::service::init_logging();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let run_dir = RunDir::make()?;
@@ -275,9 +295,13 @@ fn run_stack() -> Result<(), String> {
         Some(dir) => PathBuf::from(dir),
         None => {
             let dir = run_dir.0.join("policies");
+            let classes = match &other_storage {
+                Some(endpoint) => backend.classes(CLASSES, endpoint, &run_dir.0)?,
+                None => CLASSES.to_owned(),
+            };
             std::fs::create_dir(&dir)
                 .and_then(|()| std::fs::write(dir.join("roles.toml"), ROLES))
-                .and_then(|()| std::fs::write(dir.join("classes.toml"), CLASSES))
+                .and_then(|()| std::fs::write(dir.join("classes.toml"), classes))
                 .map_err(|e| format!("cannot write the dev policies: {e}"))?;
             dir
         }
@@ -288,6 +312,7 @@ fn run_stack() -> Result<(), String> {
         // Storage: the endpoint given, else an emulator of our own when one can be found.
         let (storage_endpoint, emulator) = match env("BROKER_STORAGE_ENDPOINT") {
             Some(url) => (Some(url), None),
+            None if backend != DevBackend::Gcs => (None, None),
             None => match emulator::find() {
                 Some(binary) => {
                     let emulator = emulator::Emulator::start(&binary).await?;
@@ -311,9 +336,14 @@ fn run_stack() -> Result<(), String> {
             other => std::env::var(other).ok(),
         })
         .map_err(|e| e.to_string())?;
+        let policies = Policies::load(&config.policies_dir).map_err(|e| e.to_string())?;
         if let Some(storage) = &config.storage_endpoint {
-            let policies = Policies::load(&config.policies_dir).map_err(|e| e.to_string())?;
             create_emulator_buckets(&storage.url, &policies).await?;
+        }
+        if let Some(endpoint) = &other_storage {
+            for class in policies.classes.iter() {
+                backend.create_bucket(endpoint, &class.backend_bucket).await?;
+            }
         }
         let app = Application::build(&config)
             .await
@@ -341,6 +371,10 @@ fn run_stack() -> Result<(), String> {
             "DATABASE_URL".to_owned()
         };
         let storage_line = match (&emulator, &config.storage_endpoint) {
+            _ if other_storage.is_some() => format!(
+                "{} ({backend:?} emulator you started; every bucket class is on it)",
+                other_storage.as_deref().unwrap_or_default()
+            ),
             (Some(emulator), _) => format!(
                 "fake-gcs-server started by dev at {} (in memory; URLs work against it)",
                 emulator.url
@@ -352,8 +386,10 @@ fn run_stack() -> Result<(), String> {
         let server = tokio::spawn(app.run_until(shutdown_signal()));
         let bucket = alice.name;
         let object = "hello.txt";
+        // With its size: an S3 upload binds it as Content-Length where a class limits sizes.
         let sign_body = serde_json::json!({
             "bucket": bucket, "object": object, "method": "PUT", "content_type": "text/plain",
+            "size": EXAMPLE_TEXT.len(),
         });
         println!(
             "storage-broker dev: listening on {base}\n\
@@ -369,7 +405,7 @@ fn run_stack() -> Result<(), String> {
              curl -s {base}/v1/sign -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{sign_body}'",
             issuer.issuer(),
         );
-        if config.storage_endpoint.is_some() {
+        if config.storage_endpoint.is_some() || other_storage.is_some() {
             let (upload, download) = example_transfers(&base, &token, &sign_body).await?;
             println!(
                 "\n\
