@@ -4,7 +4,9 @@
 //! `delete` release policy go through each backend's control plane.
 
 use crate::azurite::Azurite;
-use crate::helpers::{Emulator, SeaweedFs, TestApp, expect_problem, repo};
+use crate::helpers::{
+    Emulator, SeaweedFs, TestApp, expect_problem, fetch_manifest, manifest_objects, repo,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -162,6 +164,37 @@ async fn project_bucket(app: &TestApp, name: &str, class: &str) {
         "{}",
         bucket.text().await.unwrap_or_default()
     );
+}
+
+/// The objects `fetch-manifest` writes for `prefix` of `bucket`, as alice.
+async fn fetched(app: &TestApp, bucket: &str, prefix: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fetch-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let token = dir.join("token");
+    std::fs::write(&token, app.idp.token("alice")).expect("token");
+    let out = dir.join("manifest.ndjson");
+    let args = [
+        "--broker",
+        app.address.as_str(),
+        "--token-file",
+        token.to_str().expect("utf-8"),
+        "--bucket",
+        bucket,
+        "--prefix",
+        prefix,
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    let done = fetch_manifest(args.iter().map(|a| (*a).to_owned()).collect()).await;
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let objects = manifest_objects(&out);
+    let _ = std::fs::remove_dir_all(&dir);
+    objects
 }
 
 async fn signed(app: &TestApp, body: Value) -> Value {
@@ -420,6 +453,9 @@ async fn listing_manifest_and_release_go_through_the_s3_control_plane() {
         );
     }
 
+    // fetch-manifest writes the same, through the same API.
+    assert_eq!(fetched(&app, "p-s3", "run/").await, want);
+
     // Deleting the bucket deletes its objects (release = delete), and nothing beside them.
     let deleted = app.delete("/v1/buckets/p-s3", &alice).await;
     assert_eq!(
@@ -674,6 +710,8 @@ async fn listing_manifest_and_release_go_through_the_azure_control_plane() {
         .expect("get");
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.expect("bytes").len(), 1);
+
+    assert_eq!(fetched(&app, "p-az", "run/").await, want);
 
     let deleted = app.delete("/v1/buckets/p-az", &alice).await;
     assert_eq!(
