@@ -95,7 +95,7 @@ pub enum CredentialSource {
     /// GCS: the broker's own (`BROKER_SIGNING_CREDENTIALS`, or keyless).
     Broker,
     /// A JSON key file: S3 `{"access_key_id", "secret_access_key", "session_token"?}`, Azure
-    /// `{"account", "key"}`. Re-read when replaced.
+    /// `{"account", "key"}`. Read at start: a replaced file signs after a restart.
     File(PathBuf),
     /// The process environment: S3 `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
     /// `AWS_SESSION_TOKEN`; Azure `AZURE_STORAGE_KEY`.
