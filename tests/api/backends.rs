@@ -523,6 +523,25 @@ async fn a_multipart_upload_is_signed_step_by_step_and_its_parts_bound_to_the_de
         )
         .await;
     expect_problem(too_big, 400, "size_exceeds_limit").await;
+    // Within the limit, the class fixes the part size, so that parts signed under different
+    // declarations can never be mixed into a larger object.
+    let created = multipart_step(
+        &app,
+        &alice,
+        json!({ "bucket": "p-s3", "object": "small.bin", "action": "create",
+                "content_type": "application/octet-stream", "size": 1000 }),
+    )
+    .await;
+    assert_eq!(created["part_size"], 5 * MIB);
+    let free_size = app
+        .post(
+            "/v1/sign/multipart",
+            &alice,
+            &json!({ "bucket": "p-s3", "object": "small.bin", "action": "parts",
+                     "upload_id": "some-id", "size": 1000, "part_size": 500 }),
+        )
+        .await;
+    expect_problem(free_size, 400, "invalid_parts").await;
     // GCS has resumable uploads instead.
     let on_gcs = app
         .post(
@@ -640,7 +659,7 @@ async fn a_multipart_upload_is_signed_step_by_step_and_its_parts_bound_to_the_de
     );
     // Each step was audited as a write on the object.
     let rows: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_events WHERE method LIKE 'MULTIPART_%' AND decision = 'allow'",
+        "SELECT count(*) FROM audit_events WHERE method LIKE 'MULTIPART_%' AND decision = 'allow' AND bucket = 'big-s3'",
     )
     .fetch_one(&app.pool)
     .await

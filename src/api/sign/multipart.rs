@@ -85,6 +85,9 @@ pub struct MultipartUrl {
 pub struct MultipartResponse {
     /// Always `s3-sigv4`.
     pub protocol: String,
+    /// `create`, where the class limits object sizes: the part size `parts` must use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_size: Option<u64>,
     /// One request, or one per part.
     pub requests: Vec<MultipartUrl>,
     /// RFC 3339.
@@ -122,6 +125,21 @@ impl Step {
             Self::Abort => "MULTIPART_ABORT",
         }
     }
+}
+
+/// The part size of every multipart upload into a class whose objects are at most `limit`
+/// bytes: the smallest whole MiB, at least 5 MiB, that reaches `limit` in 10,000 parts. Fixed
+/// by the class, not chosen by the client: were it free, parts signed under different part
+/// sizes (each declaration within the limit) could be mixed into one upload larger than the
+/// limit. With it fixed, part N is never longer than `min(P, limit - (N-1)·P)`, so no mix of
+/// signed parts adds up to more than `limit`.
+pub fn bounded_part_size(limit: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    limit
+        .div_ceil(MAX_PARTS)
+        .div_ceil(MIB)
+        .saturating_mul(MIB)
+        .max(MIN_PART_SIZE)
 }
 
 /// The parts to sign: numbers and sizes.
@@ -204,7 +222,7 @@ fn plan(
     access: &BucketAccess<'_>,
     trail: &mut AuditTrail<'_>,
     asked: Asked<'_>,
-) -> Result<(Arc<BackendSigner>, StepUrls, Allowed), ApiError> {
+) -> Result<(Arc<BackendSigner>, StepUrls, Allowed, Option<u64>), ApiError> {
     let Asked {
         request,
         step,
@@ -254,6 +272,16 @@ fn plan(
     {
         return Err(allowed.exceeds(trail, LimitExceeded::Size { asked, limit }));
     }
+    if let (Step::Parts, Some(limit)) = (step, class.max_object_size) {
+        let fixed = bounded_part_size(limit);
+        if request.part_size != Some(fixed) {
+            let why = format!(
+                "this bucket limits objects to {limit} bytes: its multipart parts are {fixed} bytes each (part_size {fixed}; the last holds the rest)"
+            );
+            let error = ApiError::bad_request("invalid_parts", why.clone());
+            return Err(allowed.refuse(trail, why, error));
+        }
+    }
     let signer = match state.signer(class) {
         Ok(signer) => signer.clone(),
         Err(error) => return Err(allowed.refuse(trail, "no signer".into(), error)),
@@ -297,7 +325,8 @@ fn plan(
         (Step::Abort, Some(id)) => vec![(None, url(ObjectMethod::Delete, multipart::upload(id)))],
         (_, None) => return Err(allowed.refuse(trail, "no upload id".into(), ApiError::Internal)),
     };
-    Ok((signer, urls, allowed))
+    let part_size = class.max_object_size.map(bounded_part_size);
+    Ok((signer, urls, allowed, part_size))
 }
 
 /// Sign one step of an S3 multipart upload.
@@ -365,7 +394,7 @@ pub async fn multipart(
         upload_id,
         parts: &parts,
     };
-    let (signer, urls, allowed) = match plan(&state, &access, &mut trail, asked) {
+    let (signer, urls, allowed, part_size) = match plan(&state, &access, &mut trail, asked) {
         Ok(planned) => planned,
         Err(error) => return Err(trail.fail(error).await),
     };
@@ -405,6 +434,7 @@ pub async fn multipart(
     trail.commit().await?;
     state.metrics.url_signed(step.label());
     Ok(Json(MultipartResponse {
+        part_size: part_size.filter(|_| step == Step::Create),
         protocol: signer.protocol().to_owned(),
         requests: answered,
         expires_at: rfc3339_seconds(expires_at),
@@ -433,6 +463,39 @@ mod tests {
             first_part: first,
             part_count: count,
             expires_in: None,
+        }
+    }
+
+    #[test]
+    fn a_fixed_part_size_bounds_any_mix_of_signed_parts_by_the_limit() {
+        const MIB: u64 = 1024 * 1024;
+        for limit in [
+            1,
+            5 * MIB,
+            5 * MIB + 1,
+            12 * MIB + 1,
+            53_687_091_200,
+            MAX_OBJECT_SIZE,
+        ] {
+            let part = bounded_part_size(limit);
+            assert!((MIN_PART_SIZE..=MAX_PART_SIZE).contains(&part), "{limit}");
+            assert!(limit.div_ceil(part) <= MAX_PARTS, "{limit}");
+            // The longest part N any declaration within the limit can sign, summed over N.
+            let mut worst = 0u64;
+            for declared in [1, limit / 3, limit / 2 + 1, limit.saturating_sub(1), limit] {
+                let declared = declared.clamp(1, limit);
+                let signed = parts(&asking(declared, part, None, None)).expect("parts");
+                for (n, len) in signed {
+                    assert!(
+                        len <= part.min(limit - (u64::from(n) - 1) * part),
+                        "{limit} {declared} part {n}"
+                    );
+                }
+            }
+            for n in 1..=limit.div_ceil(part) {
+                worst += part.min(limit - (n - 1) * part);
+            }
+            assert_eq!(worst, limit, "{limit}");
         }
     }
 
