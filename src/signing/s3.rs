@@ -15,7 +15,6 @@ use super::{
     BucketName, Condition, Method, ObjectName, PostKey, PostPolicy, PostPolicyRequest, PreparedUrl,
     SignedUrl, SigningError, UrlRequest, encoding, v4,
 };
-use arc_swap::ArcSwapOption;
 use aws_lc_rs::hmac;
 use base64::Engine;
 use serde::Deserialize;
@@ -130,9 +129,9 @@ pub struct S3Signer {
     service: String,
     endpoint: Endpoint,
     style: UrlStyle,
-    /// The signing key of the last day signed for: four HMACs a day instead of four a URL
-    /// (almost half of an S3 URL's cost). Shared by clones, which sign for the same day.
-    day_key: Arc<ArcSwapOption<(String, hmac::Key)>>,
+    /// The signing key of the last day signed for; shared by clones, which sign for the same
+    /// day with the same key.
+    day_key: Arc<v4::DayKeys>,
 }
 
 impl S3Signer {
@@ -165,15 +164,9 @@ impl S3Signer {
 
     /// The MAC of `message` with the signing key of `date` (`YYYYMMDD`).
     fn mac(&self, date: &str, message: &[u8]) -> hmac::Tag {
-        if let Some(cached) = &*self.day_key.load()
-            && cached.0 == date
-        {
-            return hmac::sign(&cached.1, message);
-        }
-        let key = self.credentials.day_key(date, &self.region, &self.service);
-        let tag = hmac::sign(&key, message);
-        self.day_key.store(Some(Arc::new((date.to_owned(), key))));
-        tag
+        self.day_key.mac(date, message, || {
+            self.credentials.day_key(date, &self.region, &self.service)
+        })
     }
 
     /// The access key's id.

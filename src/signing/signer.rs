@@ -102,6 +102,7 @@ pub struct HmacSigner {
     identity: SigningIdentity,
     /// `GOOG4` followed by the secret; never printed.
     root: Vec<u8>,
+    day_keys: super::v4::DayKeys,
 }
 
 impl HmacSigner {
@@ -116,6 +117,7 @@ impl HmacSigner {
                 credential_id: access_id,
             },
             root,
+            day_keys: super::v4::DayKeys::default(),
         }
     }
 
@@ -144,7 +146,9 @@ impl Signer for HmacSigner {
     }
 
     fn sign(&self, date: &str, string_to_sign: &[u8]) -> Result<Vec<u8>, SigningError> {
-        Ok(hmac::sign(&self.day_key(date), string_to_sign)
+        Ok(self
+            .day_keys
+            .mac(date, string_to_sign, || self.day_key(date))
             .as_ref()
             .to_vec())
     }
