@@ -1,10 +1,14 @@
 // A browser app on storage-broker: a token from the dev issuer, a signed URL (PUT), a POST
-// policy (HTML form) or a resumable session (large files) from the broker, then the bytes go
-// straight to storage with a progress bar. Open it as index.html?broker=http://127.0.0.1:8080
-// with the broker's BROKER_CORS_ORIGINS naming this page's origin.
+// policy (HTML form) or a large upload in 8 MiB chunks from the broker, then the bytes go
+// straight to storage with a progress bar. Each answer names the protocol storage speaks
+// (gcs-v4, s3-sigv4, azure-sas), and a large upload takes that storage's own way: a GCS
+// resumable session, an S3 multipart upload, or Azure blocks. Open it as
+// index.html?broker=http://127.0.0.1:8080 with the broker's BROKER_CORS_ORIGINS naming this
+// page's origin.
 
 const broker = (new URLSearchParams(location.search).get("broker") || "http://127.0.0.1:8080").replace(/\/$/, "");
-// Resumable chunks must be multiples of 256 KiB.
+// GCS resumable chunks must be multiples of 256 KiB; S3 parts (but the last) at least 5 MiB,
+// and the broker may fix their size; Azure blocks at most 4000 MiB.
 const CHUNK = 8 * 1024 * 1024;
 const $ = (id) => document.getElementById(id);
 let token = null;
@@ -15,8 +19,13 @@ function say(text, kind = "info") {
   $("status").className = kind;
 }
 
-/** An error whose message is meant for the person at the page. */
-class Shown extends Error {}
+/** An error whose message is meant for the person at the page (`code`: the broker's, if any). */
+class Shown extends Error {
+  constructor(message, code) {
+    super(message);
+    this.code = code;
+  }
+}
 
 /** What the broker's problem+json codes mean to a user. */
 function brokerMessage(problem, status) {
@@ -26,7 +35,10 @@ function brokerMessage(problem, status) {
     case "content_type_required":
       return "This bucket needs to know the file's type; this file has none.";
     case "max_size_exceeds_limit":
+    case "size_exceeds_limit":
       return `This file is too large for this bucket (${problem.detail}).`;
+    case "unsupported_by_backend":
+      return `This bucket's storage cannot do that (${problem.detail}).`;
     case "unauthorized":
       return "You are not signed in, or your session has ended: sign in again.";
     case "not_found":
@@ -39,16 +51,21 @@ function brokerMessage(problem, status) {
   }
 }
 
-/** What storage's XML errors mean to a user. */
+/**
+ * What storage's XML errors mean to a user, alike for GCS, S3 and Azure: GCS says ExpiredToken,
+ * S3 AccessDenied "Request has expired" (or RequestTimeTooSkewed), Azure AuthenticationFailed
+ * "Signed expiry time [...] has to be after current time [...]"; S3 refuses too many bytes with
+ * EntityTooLarge, Azure a block above its limit with RequestBodyTooLarge.
+ */
 function storageMessage(status, text) {
   const code = (/<Code>([^<]*)<\/Code>/.exec(text) || [])[1] || "";
-  if (code === "ExpiredToken" || /expired/i.test(text)) {
+  if (code === "ExpiredToken" || code === "RequestTimeTooSkewed" || /expired|signed expiry time/i.test(text)) {
     return "The upload link has expired: upload again to get a fresh one.";
   }
-  if (code === "EntityTooLarge" || /content-length-range|too large/i.test(text)) {
+  if (["EntityTooLarge", "RequestBodyTooLarge"].includes(code) || /content-length-range|too large/i.test(text)) {
     return "The file is larger than this upload link allows.";
   }
-  if (code === "AccessDenied" || code === "SignatureDoesNotMatch" || status === 403) {
+  if (["AccessDenied", "SignatureDoesNotMatch", "AuthenticationFailed", "AuthorizationFailure"].includes(code) || status === 403) {
     return "Storage refused the upload link.";
   }
   return `Storage answered ${status}${code ? ` (${code})` : ""}.`;
@@ -69,7 +86,7 @@ async function api(path, body) {
   }
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
-    throw new Shown(brokerMessage(problem, response.status));
+    throw new Shown(brokerMessage(problem, response.status), problem.code);
   }
   return response.json();
 }
@@ -91,6 +108,11 @@ function ok(xhr) {
   if (xhr.status < 200 || xhr.status > 299) throw new Shown(storageMessage(xhr.status, xhr.responseText));
 }
 
+/** The headers of an answer a browser may send: it sets Content-Length itself and refuses to be told. */
+function sendable(headers) {
+  return Object.fromEntries(Object.entries(headers || {}).filter(([name]) => name.toLowerCase() !== "content-length"));
+}
+
 /** A link from the broker that has already expired is not worth sending bytes to. */
 function fresh(signed) {
   if (Date.parse(signed.expires_at) <= Date.now()) {
@@ -102,14 +124,26 @@ function progress(done, total) {
   $("progress").value = total ? Math.floor((100 * done) / total) : 100;
 }
 
-async function uploadPut(file, object, type) {
-  const signed = await api("/v1/sign", { bucket, object, method: "PUT", content_type: type, max_size: file.size });
+/** A signed PUT for the file, bound to its exact size (S3 binds it as Content-Length, GCS as an exact range). */
+async function signPut(file, object, type) {
+  const signed = await api("/v1/sign", { bucket, object, method: "PUT", content_type: type, size: file.size });
   fresh(signed);
-  ok(await send("PUT", signed.url, signed.headers, file, (n) => progress(n, file.size)));
+  return signed;
+}
+
+async function uploadPut(file, object, type) {
+  const signed = await signPut(file, object, type);
+  ok(await send("PUT", signed.url, sendable(signed.headers), file, (n) => progress(n, file.size)));
 }
 
 async function uploadForm(file, object, type) {
-  const policy = await api("/v1/upload-policy", { bucket, object, content_type: type, max_size: file.size });
+  let policy;
+  try {
+    policy = await api("/v1/upload-policy", { bucket, object, content_type: type, max_size: file.size });
+  } catch (e) {
+    if (e.code !== "unsupported_by_backend") throw e;
+    throw new Shown("This bucket's storage takes no form uploads: choose signed PUT or large file instead.");
+  }
   fresh(policy);
   const form = new FormData();
   for (const [name, value] of Object.entries(policy.fields)) form.append(name, value);
@@ -117,7 +151,23 @@ async function uploadForm(file, object, type) {
   ok(await send("POST", policy.url, {}, form, (n) => progress(Math.min(n, file.size), file.size)));
 }
 
-async function uploadResumable(file, object, type) {
+/**
+ * A large file in 8 MiB chunks, the way its storage takes them. A signed PUT tells the protocol
+ * (and is what Azure's blocks go to); a file of one chunk or less simply goes up with it.
+ */
+async function uploadLarge(file, object, type) {
+  const signed = await signPut(file, object, type);
+  if (file.size <= CHUNK) {
+    ok(await send("PUT", signed.url, sendable(signed.headers), file, (n) => progress(n, file.size)));
+    return;
+  }
+  const upload = { "gcs-v4": resumable, "s3-sigv4": multipart, "azure-sas": blocks }[signed.protocol];
+  if (!upload) throw new Shown(`This page does not know how to upload large files to ${signed.protocol} storage.`);
+  await upload(file, object, type, signed);
+}
+
+/** GCS: a resumable session, its chunks PUT with Content-Range. */
+async function resumable(file, object, type) {
   const signed = await api("/v1/sign", { bucket, object, method: "RESUMABLE", content_type: type, max_size: file.size });
   fresh(signed);
   // A RESUMABLE URL is used with POST and the headers the broker lists (x-goog-resumable: start).
@@ -138,6 +188,70 @@ async function uploadResumable(file, object, type) {
     offset = end;
   } while (offset < file.size);
   throw new Shown("Storage took every chunk but did not complete the upload.");
+}
+
+/** S3: create a multipart upload, PUT each part, complete it with the parts' ETags; abort on failure. */
+async function multipart(file, object, type) {
+  const step = async (action, fields) => {
+    const answer = await api("/v1/sign/multipart", { bucket, object, action, ...fields });
+    fresh(answer);
+    return answer;
+  };
+  const call = (request, body, onProgress) => send(request.method, request.url, sendable(request.headers), body, onProgress);
+  const started = await step("create", { content_type: type, size: file.size });
+  // Where the bucket limits object sizes, the broker fixes the part size (so that no mix of
+  // signed parts can add up to more than the limit) and says it here.
+  const partSize = started.part_size || CHUNK;
+  const [create] = started.requests;
+  const created = await call(create, null);
+  ok(created);
+  const uploadId = new DOMParser().parseFromString(created.responseText, "application/xml").getElementsByTagName("UploadId")[0]?.textContent;
+  if (!uploadId) throw new Shown("Storage started no multipart upload.");
+  try {
+    const parts = [];
+    // Part URLs are signed a few at a time, so that none expires while earlier parts go up.
+    const total = Math.ceil(file.size / partSize);
+    for (let first = 1; first <= total; first += 8) {
+      const signed = await step("parts", { upload_id: uploadId, size: file.size, part_size: partSize, first_part: first, part_count: 8 });
+      for (const part of signed.requests) {
+        const offset = (part.part_number - 1) * partSize;
+        const xhr = await call(part, file.slice(offset, offset + partSize), (n) => progress(offset + n, file.size));
+        ok(xhr);
+        const etag = xhr.getResponseHeader("ETag");
+        if (!etag) throw new Shown("Storage did not show a part's ETag (is ETag exposed by its CORS setup?).");
+        parts.push(`<Part><PartNumber>${part.part_number}</PartNumber><ETag>${etag.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</ETag></Part>`);
+      }
+    }
+    const [complete] = (await step("complete", { upload_id: uploadId })).requests;
+    const list = new Blob([`<CompleteMultipartUpload>${parts.join("")}</CompleteMultipartUpload>`], { type: "application/xml" });
+    const completed = await call(complete, list);
+    ok(completed);
+    // S3 may answer 200 and still fail the completion, with an <Error> body.
+    if (/<Error>/.test(completed.responseText)) throw new Shown(storageMessage(completed.status, completed.responseText));
+  } catch (e) {
+    // Parts already stored cost money until the upload is aborted; a failed abort changes nothing here.
+    await step("abort", { upload_id: uploadId }).then(({ requests: [abort] }) => call(abort, null)).catch(() => {});
+    throw e;
+  }
+}
+
+/** Azure: Put Block for each chunk on the PUT URL, then Put Block List (the SAS has create+write). */
+async function blocks(file, object, type, signed) {
+  const ids = [];
+  for (let offset = 0; offset < file.size; offset += CHUNK) {
+    // Block ids are base64 of equal length within a blob.
+    const id = btoa(`block-${String(ids.length).padStart(6, "0")}`);
+    const url = `${signed.url}&comp=block&blockid=${encodeURIComponent(id)}`;
+    ok(await send("PUT", url, {}, file.slice(offset, offset + CHUNK), (n) => progress(offset + n, file.size)));
+    ids.push(id);
+  }
+  // What the PUT would have sent as the blob's headers go with the block list as x-ms-blob-*.
+  const headers = { "x-ms-blob-content-type": type };
+  for (const [name, value] of Object.entries(signed.headers || {})) {
+    if (name.toLowerCase().startsWith("x-ms-meta-")) headers[name] = value;
+  }
+  const list = `<?xml version="1.0" encoding="utf-8"?><BlockList>${ids.map((id) => `<Latest>${id}</Latest>`).join("")}</BlockList>`;
+  ok(await send("PUT", `${signed.url}&comp=blocklist`, headers, list));
 }
 
 async function refresh() {
@@ -186,7 +300,7 @@ $("upload").onclick = async () => {
   progress(0, 1);
   say(`Uploading ${file.name} (${file.size} bytes)…`);
   try {
-    await { put: uploadPut, post: uploadForm, resumable: uploadResumable }[mode](file, object, type);
+    await { put: uploadPut, post: uploadForm, large: uploadLarge }[mode](file, object, type);
     progress(1, 1);
     // The listing first: once the page says "Uploaded", the object is in it. A listing that
     // fails does not make the upload a failure.
