@@ -55,7 +55,9 @@ function brokerMessage(problem, status) {
  * What storage's XML errors mean to a user, alike for GCS, S3 and Azure: GCS says ExpiredToken,
  * S3 AccessDenied "Request has expired" (or RequestTimeTooSkewed), Azure AuthenticationFailed
  * "Signed expiry time [...] has to be after current time [...]"; S3 refuses too many bytes with
- * EntityTooLarge, Azure a block above its limit with RequestBodyTooLarge.
+ * EntityTooLarge, Azure a block above its limit with RequestBodyTooLarge. (Azurite answers an
+ * expired SAS with AuthorizationFailure and nothing about time: there the page can only say
+ * that storage refused the link.)
  */
 function storageMessage(status, text) {
   const code = (/<Code>([^<]*)<\/Code>/.exec(text) || [])[1] || "";

@@ -146,9 +146,10 @@ try {
     // The storage requests of a large upload: S3 part PUTs (partNumber=) and its completion
     // (POST uploadId=); Azure Put Block (comp=block&) and Put Block List (comp=blocklist).
     const seen = { chunks: [], completions: 0 };
-    page.on("requestfinished", async (r) => {
+    page.on("requestfinished", (r) => {
       const url = r.url();
-      if (r.method() === "PUT" && /[?&](partNumber=|comp=block&)/.test(url)) seen.chunks.push((await r.sizes()).requestBodySize);
+      // The length as sent (Chromium reports no body size for a file's slice).
+      if (r.method() === "PUT" && /[?&](partNumber=|comp=block&)/.test(url)) seen.chunks.push(r.allHeaders().then((h) => Number(h["content-length"])));
       if ((r.method() === "POST" && /[?&]uploadId=/.test(url)) || (r.method() === "PUT" && /[?&]comp=blocklist/.test(url))) seen.completions++;
     });
     const photo = await uploaded("put", "photo.png", png(5 * 1024 * 1024), "image/png");
@@ -156,9 +157,9 @@ try {
     await uploaded("large", "big.bin", randomBytes(big), "application/octet-stream");
     // S3 parts are the size the broker fixes for the class (5 MiB here), Azure blocks 8 MiB.
     const how = backend === "s3" ? "a multipart upload" : "blocks and a block list";
-    const sizes = seen.chunks.join(" + ");
-    const chunked = seen.chunks.length >= 3 && seen.chunks.every((n) => n <= 8 * 1024 * 1024) && seen.chunks.reduce((a, n) => a + n, 0) === big;
-    check(chunked && seen.completions === 1, `large: 20 MiB went up as ${how}: ${seen.chunks.length} chunks of at most 8 MiB (${sizes} bytes) and ${seen.completions} completion`);
+    const chunks = await Promise.all(seen.chunks);
+    const chunked = chunks.length >= 3 && chunks.every((n) => n <= 8 * 1024 * 1024) && chunks.reduce((a, n) => a + n, 0) === big;
+    check(chunked && seen.completions === 1, `large: 20 MiB went up as ${how}: ${chunks.length} chunks of at most 8 MiB (${chunks.join(" + ")} bytes) and ${seen.completions} completion`);
     await page.waitForFunction(() => document.querySelector("#preview").dataset.loaded === "browser/put/photo.png", null, { timeout: 30000 });
     check(await page.evaluate(() => document.querySelector("#preview").naturalWidth === 1024), "the uploaded image shows through a signed GET URL");
     // Both in the listing at once (each was checked right after its upload).
@@ -182,8 +183,30 @@ try {
     let result = await upload("put", "tampered.png", png(64 * 1024));
     check(result.kind === "error" && /Storage refused the upload link/.test(result.text), `a tampered link, refused by ${backend === "s3" ? "SeaweedFS" : "Azurite"}: "${result.text}"`);
     await page.unroute(mine);
-    // What the clouds answer that the emulators do not (an emulator is not late, nor does an
-    // Azure SAS bind a size), answered here as the clouds answer them.
+    if (backend === "s3") {
+      // A link that really expires: the page's sign request asks for 2 s, and its PUT is held
+      // until that has passed (a deadline from the link itself, not a guess); SeaweedFS then
+      // answers as S3 does, AccessDenied "Request has expired".
+      const asked = (route) => route.continue({ postData: JSON.stringify({ ...JSON.parse(route.request().postData()), expires_in: 2 }) });
+      let held = 0;
+      const late = async (route) => {
+        const url = new URL(route.request().url());
+        const signedAt = Date.parse(url.searchParams.get("X-Amz-Date").replace(/^(....)(..)(..)T(..)(..)(..)Z$/, "$1-$2-$3T$4:$5:$6Z"));
+        const expiry = signedAt + 1000 * Number(url.searchParams.get("X-Amz-Expires"));
+        held++;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiry + 1500 - Date.now())));
+        await route.continue();
+      };
+      await page.route(`${broker}/v1/sign`, asked);
+      await page.route(mine, late);
+      result = await upload("put", "expired.png", png(64 * 1024));
+      check(held === 1 && result.kind === "error" && /expired/.test(result.text), `a link that expired before storage got it, refused by SeaweedFS: "${result.text}"`);
+      await page.unroute(mine);
+      await page.unroute(`${broker}/v1/sign`);
+    }
+    // What the clouds answer that the emulators do not (Azurite answers an expired SAS with
+    // AuthorizationFailure and no word of its expiry, S3 an old link's clock as skewed, and an
+    // Azure SAS binds no size), answered here as the clouds answer them.
     const expired = backend === "s3"
       ? refuse(403, "AccessDenied", "<Message>Request has expired</Message><X-Amz-Expires>900</X-Amz-Expires>")
       : refuse(403, "AuthenticationFailed", "<Message>Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.</Message><AuthenticationErrorDetail>Signed expiry time [Tue, 24 Nov 2026 10:00:00 GMT] has to be after current time [Tue, 24 Nov 2026 10:05:00 GMT]</AuthenticationErrorDetail>");
