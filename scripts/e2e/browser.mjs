@@ -203,6 +203,15 @@ try {
       check(held === 1 && result.kind === "error" && /expired/.test(result.text), `a link that expired before storage got it, refused by SeaweedFS: "${result.text}"`);
       await page.unroute(mine);
       await page.unroute(`${broker}/v1/sign`);
+      // A part storage refuses mid-way (its link tampered with): the page aborts the multipart
+      // upload, a DELETE that the bucket's CORS rule must allow, and says why.
+      const partTwo = (url) => url.origin === storage && url.searchParams.get("partNumber") === "2";
+      const abort = page.waitForEvent("requestfinished", { predicate: (r) => r.method() === "DELETE" && /[?&]uploadId=/.test(r.url()), timeout: 60000 });
+      await page.route(partTwo, (route) => route.continue({ url: tamper(route.request().url()) }));
+      result = await upload("large", "broken.bin", randomBytes(12 * 1024 * 1024));
+      await page.unroute(partTwo);
+      const aborted = await abort.then((r) => r.response()).then((r) => r.status(), () => "no DELETE");
+      check(result.kind === "error" && /Storage refused the upload link/.test(result.text) && aborted === 204, `a part refused mid-way: the upload aborted (${aborted}) — "${result.text}"`);
     }
     // What the clouds answer that the emulators do not (Azurite answers an expired SAS with
     // AuthorizationFailure and no word of its expiry, S3 an old link's clock as skewed, and an
