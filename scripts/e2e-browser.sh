@@ -61,7 +61,7 @@ PY
 # Waits up to $2 seconds for URL $1 to answer (any HTTP status with $3 = any, else a 2xx) while
 # process $4 lives. Polling against a deadline: a busy machine only makes it take longer.
 await_http() {
-  local url=$1 seconds=$2 any=$3 pid=$4 deadline=$((SECONDS + $2))
+  local url=$1 any=$3 pid=$4 deadline=$((SECONDS + $2))
   while [ "$SECONDS" -lt "$deadline" ]; do
     kill -0 "$pid" 2>/dev/null || return 1
     if [ "$any" = any ]; then
@@ -87,6 +87,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+await_http "$origin/index.html" 60 ok "$page_pid" || { echo "e2e-browser: the page server did not start" >&2; exit 1; }
 
 # The shipped policies with limits a browser test can reach (64 MiB; images, text and
 # octet-streams), every class on `backend` ($1: gcs as shipped, else a backend "dev" at endpoint
@@ -152,8 +153,8 @@ phase() {
       mkdir -p "$dir/weed"
       printf '{"identities":[{"name":"e2e","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
         "$s3_key_id" "$s3_secret" >"$dir/weed/s3.json"
-      local try ports master volume filer s3 admin
-      for try in 1 2 3; do
+      local master volume filer s3 admin
+      for _ in 1 2 3; do
         read -r master volume filer s3 admin <<<"$(weed_ports 5)"
         rm -rf "$dir/weed/data" && mkdir "$dir/weed/data"
         env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$weed" mini -dir="$dir/weed/data" \
@@ -174,8 +175,8 @@ phase() {
       env=(AWS_ACCESS_KEY_ID="$s3_key_id" AWS_SECRET_ACCESS_KEY="$s3_secret")
       ;;
     azure)
-      local try port
-      for try in 1 2 3; do
+      local port
+      for _ in 1 2 3; do
         port=$(free_port)
         (cd "$dir" && exec "$azurite" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence \
           --silent --disableTelemetry --extentMemoryLimit 256) >"$dir/azurite.log" 2>&1 &

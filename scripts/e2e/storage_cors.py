@@ -16,6 +16,7 @@ import datetime
 import hashlib
 import hmac
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,15 +28,25 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 AZURE_REST_VERSION = "2026-06-06"
 
 
-def send(method, url, headers, body=b""):
-    request = urllib.request.Request(url, data=body if method in ("PUT", "POST") else None, method=method)
-    for name, value in headers.items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+def send(method, url, headers, body=b"", patience=60):
+    """One request; again while storage cannot be reached or answers 5xx (an emulator that just
+    started may not have all of itself up yet), for up to `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        request = urllib.request.Request(url, data=body if method in ("PUT", "POST") else None, method=method)
+        for name, value in headers.items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as e:
+            answer = e.code, dict(e.headers), e.read()
+            if e.code < 500 or time.monotonic() > deadline:
+                return answer
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def s3_request(endpoint, method, path, query, body, access_key, secret_key, region="us-east-1"):
