@@ -404,3 +404,22 @@ fn dev_on_s3_without_an_emulator_says_how_to_start_one() {
     assert!(stderr.contains("weed mini"), "{stderr}");
     assert!(stderr.contains(&endpoint), "{stderr}");
 }
+
+#[test]
+fn dev_on_s3_with_policies_that_put_nothing_on_s3_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_storage-broker"))
+        .args(["dev", "--backend", "s3"])
+        .env_remove("DATABASE_URL")
+        .env(
+            "BROKER_POLICIES_DIR",
+            crate::helpers::repo().join("policies"),
+        )
+        .env("BROKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("BROKER_LOG", "off")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("no class is on an S3 backend"), "{stderr}");
+}

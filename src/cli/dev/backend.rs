@@ -28,6 +28,15 @@ const AZURITE_KEY: &str =
 const DEV_S3_KEY: (&str, &str) = ("storage-broker-dev", "storage-broker-dev-secret");
 
 impl DevBackend {
+    /// The kind of backend its classes are on.
+    pub fn kind(self) -> Option<crate::policy::BackendKind> {
+        match self {
+            Self::Gcs => None,
+            Self::S3 => Some(crate::policy::BackendKind::S3),
+            Self::Azure => Some(crate::policy::BackendKind::Azure),
+        }
+    }
+
     /// Where the emulator listens unless `--storage-endpoint` says otherwise.
     pub fn default_endpoint(self) -> Option<&'static str> {
         match self {

@@ -341,7 +341,22 @@ fn run_stack(backend: DevBackend, endpoint: Option<String>) -> Result<(), String
             create_emulator_buckets(&storage.url, &policies).await?;
         }
         if let Some(endpoint) = &other_storage {
-            for class in policies.classes.iter() {
+            // Only the classes on this kind of backend: with BROKER_POLICIES_DIR the policies
+            // say which classes are where, and dev does not move them.
+            let on_it: Vec<_> = policies
+                .classes
+                .iter()
+                .filter(|c| backend.kind() == Some(c.backend_kind))
+                .collect();
+            if on_it.is_empty() {
+                return Err(format!(
+                    "BROKER_POLICIES_DIR: no class is on an {backend:?} backend, so --backend has nothing to run on; add one (see the README's storage backends) or leave BROKER_POLICIES_DIR unset"
+                ));
+            }
+            if backend.kind() != Some(policies.classes.personal().backend_kind) {
+                tracing::warn!("BROKER_POLICIES_DIR: the personal class is not on the --backend emulator; dev's example uses it");
+            }
+            for class in on_it {
                 backend.create_bucket(endpoint, &class.backend_bucket).await?;
             }
         }
