@@ -141,25 +141,7 @@ pub fn prepare_post_policy(
     };
     for condition in &request.conditions {
         sep(&mut doc);
-        match condition {
-            Condition::StartsWith { field, prefix } => {
-                let field = field.strip_prefix('$').unwrap_or(field);
-                doc.push_str("[\"starts-with\",");
-                push_json_string(&mut doc, &format!("${field}"));
-                doc.push(',');
-                push_json_string(&mut doc, prefix);
-                doc.push(']');
-            }
-            Condition::ContentLengthRange { min, max } => {
-                if min > max {
-                    return Err(SigningError::InvalidPolicyField {
-                        name: "content-length-range".to_owned(),
-                        reason: "the minimum is above the maximum",
-                    });
-                }
-                let _ = write!(doc, "[\"content-length-range\",{min},{max}]");
-            }
-        }
+        push_condition(&mut doc, condition, ",")?;
     }
     let signed_fields = fields
         .iter()
@@ -173,11 +155,7 @@ pub fn prepare_post_policy(
     sep(&mut doc);
     match &request.key {
         PostKey::Exact(_) => push_json_object(&mut doc, "key", &key),
-        PostKey::Prefix(prefix) => {
-            doc.push_str("[\"starts-with\",\"$key\",");
-            push_json_string(&mut doc, prefix);
-            doc.push(']');
-        }
+        PostKey::Prefix(prefix) => push_starts_with(&mut doc, "key", prefix, ","),
     }
     for (name, value) in [
         ("x-goog-date", stamp.datetime()),
@@ -226,6 +204,40 @@ pub(crate) fn check_fields(
         }
     }
     Ok(())
+}
+
+/// One condition as a JSON array, its elements separated by `sep`: `,` as Google's libraries
+/// write policies, `, ` as botocore does.
+pub(crate) fn push_condition(
+    doc: &mut String,
+    condition: &Condition,
+    sep: &str,
+) -> Result<(), SigningError> {
+    match condition {
+        Condition::StartsWith { field, prefix } => {
+            push_starts_with(doc, field.strip_prefix('$').unwrap_or(field), prefix, sep);
+        }
+        Condition::ContentLengthRange { min, max } => {
+            if min > max {
+                return Err(SigningError::InvalidPolicyField {
+                    name: "content-length-range".to_owned(),
+                    reason: "the minimum is above the maximum",
+                });
+            }
+            let _ = write!(doc, "[\"content-length-range\"{sep}{min}{sep}{max}]");
+        }
+    }
+    Ok(())
+}
+
+/// `["starts-with", "$FIELD", PREFIX]`, its elements separated by `sep`.
+pub(crate) fn push_starts_with(doc: &mut String, field: &str, prefix: &str, sep: &str) {
+    doc.push_str("[\"starts-with\"");
+    doc.push_str(sep);
+    push_json_string(doc, &format!("${field}"));
+    doc.push_str(sep);
+    push_json_string(doc, prefix);
+    doc.push(']');
 }
 
 fn push_json_object(doc: &mut String, name: &str, value: &str) {

@@ -9,11 +9,11 @@
 use super::endpoint::{Endpoint, Scheme, UrlStyle};
 use super::expiry::Stamp;
 use super::expiry::rfc3339_seconds;
-use super::post_policy::{check_fields, push_json_string};
+use super::post_policy::{check_fields, push_condition, push_json_string, push_starts_with};
 use super::url::{object_path, unsigned_url};
 use super::{
-    BucketName, Condition, Method, ObjectName, PostKey, PostPolicy, PostPolicyRequest, PreparedUrl,
-    SignedUrl, SigningError, UrlRequest, encoding, v4,
+    BucketName, Method, ObjectName, PostKey, PostPolicy, PostPolicyRequest, PreparedUrl, SignedUrl,
+    SigningError, UrlRequest, encoding, v4,
 };
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -580,34 +580,15 @@ impl S3Signer {
         }
         for condition in &request.conditions {
             let mut doc = String::new();
-            match condition {
-                Condition::StartsWith { field, prefix } => {
-                    let field = field.strip_prefix('$').unwrap_or(field);
-                    doc.push_str("[\"starts-with\", ");
-                    push_json_string(&mut doc, &format!("${field}"));
-                    doc.push_str(", ");
-                    push_json_string(&mut doc, prefix);
-                    doc.push(']');
-                }
-                Condition::ContentLengthRange { min, max } => {
-                    if min > max {
-                        return Err(SigningError::InvalidPolicyField {
-                            name: "content-length-range".to_owned(),
-                            reason: "the minimum is above the maximum",
-                        });
-                    }
-                    doc.push_str(&format!("[\"content-length-range\", {min}, {max}]"));
-                }
-            }
+            push_condition(&mut doc, condition, ", ")?;
             conditions.push(doc);
         }
         conditions.push(object("bucket", request.bucket.as_str()));
         match &request.key {
             PostKey::Exact(name) => conditions.push(object("key", name.as_str())),
             PostKey::Prefix(prefix) => {
-                let mut doc = String::from("[\"starts-with\", \"$key\", ");
-                push_json_string(&mut doc, prefix);
-                doc.push(']');
+                let mut doc = String::new();
+                push_starts_with(&mut doc, "key", prefix, ", ");
                 conditions.push(doc);
             }
         }
@@ -677,23 +658,28 @@ mod tests {
     use super::*;
     use crate::signing::{BucketName, Expiry, Method, ObjectName};
 
-    /// The S3 developer guide's presigned example ("Authenticating Requests: Using Query
-    /// Parameters"), as quoted in ../shared/conformance/aws-sigv4/README.md.
-    #[test]
-    fn the_aws_documentation_example() {
+    /// The key and bucket style of AWS's documented examples.
+    fn documentation_signer() -> S3Signer {
         let credentials = S3Credentials::new(
             "AKIAIOSFODNN7EXAMPLE",
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             None,
         )
         .expect("credentials");
-        let signer = S3Signer::new(
+        S3Signer::new(
             credentials,
             "us-east-1",
             Endpoint::custom("https://s3.amazonaws.com", Scheme::Https).expect("endpoint"),
             UrlStyle::VirtualHosted,
         )
-        .expect("signer");
+        .expect("signer")
+    }
+
+    /// The S3 developer guide's presigned example ("Authenticating Requests: Using Query
+    /// Parameters"), as quoted in ../shared/conformance/aws-sigv4/README.md.
+    #[test]
+    fn the_aws_documentation_example() {
+        let signer = documentation_signer();
         let request = UrlRequest::new(
             Method::Get,
             BucketName::parse("examplebucket").expect("bucket"),
@@ -713,19 +699,7 @@ mod tests {
     /// PUT Object with a body, GET Bucket Lifecycle and GET Bucket (a listing).
     #[test]
     fn the_aws_documentation_header_examples() {
-        let credentials = S3Credentials::new(
-            "AKIAIOSFODNN7EXAMPLE",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            None,
-        )
-        .expect("credentials");
-        let signer = S3Signer::new(
-            credentials,
-            "us-east-1",
-            Endpoint::custom("https://s3.amazonaws.com", Scheme::Https).expect("endpoint"),
-            UrlStyle::VirtualHosted,
-        )
-        .expect("signer");
+        let signer = documentation_signer();
         let bucket = BucketName::parse("examplebucket").expect("bucket");
         let object = |name: &str| Some(ObjectName::parse(name).expect("object"));
         let at = time::macros::datetime!(2013-05-24 00:00:00 UTC);
