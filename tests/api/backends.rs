@@ -166,6 +166,31 @@ async fn project_bucket(app: &TestApp, name: &str, class: &str) {
     );
 }
 
+/// Every object the API lists under `prefix` of `bucket`, page by page through its opaque
+/// tokens, which never show a backend name.
+async fn listed(app: &TestApp, token: &str, bucket: &str, prefix: &str) -> Vec<Value> {
+    let mut objects = Vec::new();
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut path = format!("/v1/buckets/{bucket}/objects?prefix={prefix}");
+        if let Some(t) = &page_token {
+            path.push_str(&format!("&page_token={t}"));
+        }
+        let page: Value = app.get(&path, token).await.json().await.expect("page");
+        objects.extend(page["objects"].as_array().expect("objects").iter().cloned());
+        match page["next_page_token"].as_str() {
+            Some(next) => {
+                assert!(
+                    !next.contains("projects/"),
+                    "a page token leaks a backend name"
+                );
+                page_token = Some(next.to_owned());
+            }
+            None => return objects,
+        }
+    }
+}
+
 /// The objects `fetch-manifest` writes for `prefix` of `bucket`, as alice.
 async fn fetched(app: &TestApp, bucket: &str, prefix: &str) -> Vec<String> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -392,29 +417,14 @@ async fn listing_manifest_and_release_go_through_the_s3_control_plane() {
     let alice = app.idp.token("alice");
 
     // The listing pages through S3's continuation tokens behind opaque tokens of the broker.
-    let mut listed = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let path = match &token {
-            Some(t) => format!("/v1/buckets/p-s3/objects?prefix=run/&page_token={t}"),
-            None => "/v1/buckets/p-s3/objects?prefix=run/".to_owned(),
-        };
-        let page: Value = app.get(&path, &alice).await.json().await.expect("page");
-        for object in page["objects"].as_array().expect("objects") {
-            listed.push(object["name"].as_str().expect("name").to_owned());
+    let listed: Vec<String> = listed(&app, &alice, "p-s3", "run/")
+        .await
+        .into_iter()
+        .map(|object| {
             assert!(object["size"].is_u64(), "{object}");
-        }
-        match page["next_page_token"].as_str() {
-            Some(next) => {
-                assert!(
-                    !next.contains("projects/"),
-                    "a page token leaks a backend name"
-                );
-                token = Some(next.to_owned());
-            }
-            None => break,
-        }
-    }
+            object["name"].as_str().expect("name").to_owned()
+        })
+        .collect();
     let want: Vec<String> = (0..1050).map(|i| format!("run/{i:04}.txt")).collect();
     assert_eq!(listed, want);
 
@@ -686,23 +696,14 @@ async fn listing_manifest_and_release_go_through_the_azure_control_plane() {
         .await;
     let alice = app.idp.token("alice");
 
-    let mut listed = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let path = match &token {
-            Some(t) => format!("/v1/buckets/p-az/objects?prefix=run/&page_token={t}"),
-            None => "/v1/buckets/p-az/objects?prefix=run/".to_owned(),
-        };
-        let page: Value = app.get(&path, &alice).await.json().await.expect("page");
-        for object in page["objects"].as_array().expect("objects") {
-            listed.push(object["name"].as_str().expect("name").to_owned());
+    let listed: Vec<String> = listed(&app, &alice, "p-az", "run/")
+        .await
+        .into_iter()
+        .map(|object| {
             assert_eq!(object["size"], 1, "{object}");
-        }
-        match page["next_page_token"].as_str() {
-            Some(next) => token = Some(next.to_owned()),
-            None => break,
-        }
-    }
+            object["name"].as_str().expect("name").to_owned()
+        })
+        .collect();
     let want: Vec<String> = (0..1050).map(|i| format!("run/{i:04}.bin")).collect();
     assert_eq!(listed, want);
 
@@ -750,4 +751,103 @@ async fn listing_manifest_and_release_go_through_the_azure_control_plane() {
         .expect("list");
     let left: Vec<String> = left.items.into_iter().map(|o| o.name).collect();
     assert_eq!(left, ["projects/multi-other/keep.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_and_size_as_a_hostile_tenant_uses_them() {
+    let stores = Stores::start().await;
+    let app = stores.broker().await;
+    project_bucket(&app, "p-s3", "project-s3").await;
+    let alice = app.idp.token("alice");
+    let viewer = app
+        .put(
+            "/v1/projects/multi/members/carol",
+            &alice,
+            &json!({ "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(viewer.status(), 200);
+    let step = |extra: Value| {
+        let mut body =
+            json!({ "bucket": "p-s3", "object": "x.bin", "action": "abort", "upload_id": "id-1" });
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+
+    // Someone else's bucket is not there; a member who may only read may not upload.
+    let bob = app
+        .post(
+            "/v1/sign/multipart",
+            &app.idp.token("bob"),
+            &step(json!({})),
+        )
+        .await;
+    expect_problem(bob, 404, "not_found").await;
+    let carol = app
+        .post(
+            "/v1/sign/multipart",
+            &app.idp.token("carol"),
+            &step(json!({})),
+        )
+        .await;
+    expect_problem(carol, 403, "forbidden").await;
+
+    // Names and upload ids that would reach another object or smuggle a parameter.
+    let cases = [
+        (
+            json!({ "object": "a/../../other/x.bin" }),
+            "invalid_object_name",
+        ),
+        (json!({ "object": "a\u{85}b" }), "invalid_object_name"),
+        (
+            json!({ "upload_id": "id\r\nx-amz-acl: public-read" }),
+            "invalid_upload_id",
+        ),
+        (json!({ "upload_id": "" }), "invalid_upload_id"),
+        (
+            json!({ "action": "parts", "size": 10, "part_size": 5_242_880, "first_part": 2 }),
+            "invalid_parts",
+        ),
+        (
+            json!({ "action": "complete", "part_size": 5_242_880 }),
+            "invalid_request",
+        ),
+    ];
+    for (extra, code) in cases {
+        let response = app
+            .post("/v1/sign/multipart", &alice, &step(extra.clone()))
+            .await;
+        let problem = expect_problem(response, 400, code).await;
+        assert!(problem["detail"].is_string(), "{extra}");
+    }
+    // An upload id is a query value, encoded: it cannot add a parameter of its own.
+    let signed = multipart_step(
+        &app,
+        &alice,
+        step(json!({ "upload_id": "id&x-amz-acl=public-read" })),
+    )
+    .await;
+    let url = signed["requests"][0]["url"].as_str().expect("url");
+    assert!(
+        url.contains("uploadId=id%26x-amz-acl%3Dpublic-read"),
+        "{url}"
+    );
+    assert!(!url.contains("&x-amz-acl="), "{url}");
+
+    // size is for uploads only, and never above what the caller asked as max_size.
+    let cases = [
+        (
+            json!({ "bucket": "p-s3", "object": "x.bin", "method": "GET", "size": 1 }),
+            "invalid_request",
+        ),
+        (
+            json!({ "bucket": "p-s3", "object": "x.bin", "method": "PUT", "content_type": "text/plain", "max_size": 10, "size": 11 }),
+            "size_exceeds_limit",
+        ),
+    ];
+    for (body, code) in cases {
+        expect_problem(app.sign("alice", body).await, 400, code).await;
+    }
 }
