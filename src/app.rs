@@ -2,6 +2,8 @@
 
 use crate::api::{AppState, Services, router};
 use crate::backends::{ControlPlane, Gcs};
+use crate::cloud::vend::Vendor;
+use crate::cloud::vend::gcs::{Downscoper, SourceTokens};
 use crate::cloud::{GOOGLE_TOKEN_URI, IamSigner, MetadataServer, ServiceAccountTokens};
 use crate::config::Config;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
@@ -31,12 +33,14 @@ fn start_error(setting: &'static str, message: impl ToString) -> StartError {
     }
 }
 
-/// Signers and control planes by backend name, and the tasks that renew Azure delegation keys.
-type Backends = (
-    std::collections::HashMap<String, Arc<BackendSigner>>,
-    std::collections::HashMap<String, ControlPlane>,
-    Vec<tokio::task::JoinHandle<()>>,
-);
+/// Signers, control planes and credential vendors by backend name, and the tasks that renew
+/// Azure delegation keys.
+struct Backends {
+    signers: std::collections::HashMap<String, Arc<BackendSigner>>,
+    control_planes: std::collections::HashMap<String, ControlPlane>,
+    vendors: std::collections::HashMap<String, Arc<Vendor>>,
+    renewing: Vec<tokio::task::JoinHandle<()>>,
+}
 
 /// A signer and a control plane for every S3 and Azure backend a class is on, their
 /// credentials read now: a missing or unreadable key stops the start, naming the backend.
@@ -45,11 +49,13 @@ async fn other_backends(
     http: &reqwest::Client,
 ) -> Result<Backends, StartError> {
     use crate::backends::azure::{AzureAuth, AzureControl};
+    use crate::cloud::vend::{azure::ContainerSas, azure::SasKeys, s3::AssumeRole};
     use crate::cloud::{DelegationKeys, EntraTokens, MAX_KEY_LIFETIME, WorkloadIdentity};
     use crate::policy::{BackendSettings, CredentialSource};
     use crate::signing::{AzureCredentials, AzureSigner, S3Credentials, S3Signer, SasKey};
     let mut signers = std::collections::HashMap::new();
     let mut control_planes = std::collections::HashMap::new();
+    let mut vendors = std::collections::HashMap::new();
     let mut renewing = Vec::new();
     for backend in policies.classes.backends_in_use() {
         let failed = |message: String| {
@@ -68,6 +74,7 @@ async fn other_backends(
                 region,
                 url_style,
                 credentials,
+                vending,
             } => {
                 let credentials = match credentials {
                     CredentialSource::File(path) => S3Credentials::load(path),
@@ -79,6 +86,23 @@ async fn other_backends(
                     other => return Err(failed(format!("credentials {other:?} cannot sign S3"))),
                 }
                 .map_err(|e| failed(e.to_string()))?;
+                if let Some(vending) = vending {
+                    let sts = crate::signing::Endpoint::custom(
+                        &vending.sts_endpoint,
+                        crate::signing::Scheme::Https,
+                    )
+                    .and_then(|sts| S3Signer::new(credentials.clone(), region, sts, UrlStyle::Path))
+                    .map_err(|e| failed(format!("vend_sts_endpoint: {e}")))?
+                    .for_service("sts");
+                    vendors.insert(
+                        backend.name.clone(),
+                        Arc::new(Vendor::S3(AssumeRole::new(
+                            sts,
+                            vending.role_arn.clone(),
+                            http.clone(),
+                        ))),
+                    );
+                }
                 let signer =
                     S3Signer::new(credentials, region, endpoint.clone(), url_style.clone())
                         .map_err(|e| failed(e.to_string()))?;
@@ -121,6 +145,13 @@ async fn other_backends(
                         .await
                         .map_err(|e| failed(format!("no user-delegation key: {e}")))?;
                         renewing.push(renewer);
+                        vendors.insert(
+                            backend.name.clone(),
+                            Arc::new(Vendor::Azure(ContainerSas::new(
+                                SasKeys::Delegated(keys.clone()),
+                                endpoint.clone(),
+                            ))),
+                        );
                         control_planes.insert(
                             backend.name.clone(),
                             ControlPlane::Azure(AzureControl::new(
@@ -154,6 +185,13 @@ async fn other_backends(
                         http.clone(),
                     )),
                 );
+                vendors.insert(
+                    backend.name.clone(),
+                    Arc::new(Vendor::Azure(ContainerSas::new(
+                        SasKeys::Account(Box::new(SasKey::Account(credentials.clone()))),
+                        endpoint.clone(),
+                    ))),
+                );
                 BackendSigner::azure(AzureSigner::new(
                     SasKey::Account(credentials),
                     endpoint.clone(),
@@ -162,7 +200,12 @@ async fn other_backends(
         };
         signers.insert(backend.name.clone(), Arc::new(signer));
     }
-    Ok((signers, control_planes, renewing))
+    Ok(Backends {
+        signers,
+        control_planes,
+        vendors,
+        renewing,
+    })
 }
 
 /// The service, bound to its address, ready to run.
@@ -194,8 +237,10 @@ impl Application {
             .build()
             .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
         let key_files = KeyFiles::new(config.signing_credentials.clone());
+        let mut keyless_email = None;
         let (signer, metadata, key) = if config.signing_credentials.is_empty() {
             let (iam, metadata) = keyless_signer(&config.keyless, http.clone()).await?;
+            keyless_email = Some(iam.email().to_owned());
             let signer =
                 SigningService::keyless(iam, endpoint, UrlStyle::Path, config.keyless.concurrency);
             (signer, Some(metadata), None)
@@ -267,8 +312,45 @@ impl Application {
             (None, None, None) => None,
         };
         storage.extend(gcs.map(|gcs| (crate::policy::DEFAULT_BACKEND.to_owned(), gcs)));
-        let (others, control_planes, renewing) = other_backends(&policies, &http).await?;
+        let Backends {
+            signers: others,
+            control_planes,
+            mut vendors,
+            renewing,
+        } = other_backends(&policies, &http).await?;
         storage.extend(control_planes);
+        // Downscoped tokens as the service account that signs: with its key, or keyless.
+        let google_identity = match (&key, &metadata, keyless_email) {
+            (Some(key), _, _) if key.signer.identity().algorithm == Algorithm::RsaSha256 => {
+                let service = signer.clone();
+                let tokens = ServiceAccountTokens::new(
+                    Arc::new(move || service.current_key()),
+                    key.token_uri.as_deref().unwrap_or(GOOGLE_TOKEN_URI),
+                    http.clone(),
+                );
+                Some((
+                    SourceTokens::ServiceAccount(tokens),
+                    key.signer.identity().credential_id.clone(),
+                ))
+            }
+            (None, Some(metadata), Some(email)) => {
+                Some((SourceTokens::Metadata(metadata.clone()), email))
+            }
+            _ => None,
+        };
+        if let Some((source, email)) = google_identity {
+            let downscoper = Downscoper::new(
+                source,
+                email,
+                &config.keyless.iam_credentials_url,
+                &format!("{}/v1/token", config.keyless.sts_url.trim_end_matches('/')),
+                http.clone(),
+            );
+            vendors.insert(
+                crate::policy::DEFAULT_BACKEND.to_owned(),
+                Arc::new(Vendor::Gcs(downscoper)),
+            );
+        }
         let signers = Signers::new(signer.clone(), others);
         // Background tasks, in the order shutdown stops them; the audit writers stop last.
         let mut background: Vec<(&'static str, tokio::task::JoinHandle<()>)> = renewing
@@ -290,6 +372,9 @@ impl Application {
             metrics: Default::default(),
             cache,
             storage,
+            vendors,
+            credentials: Default::default(),
+            gcs_endpoint: config.storage_endpoint.as_ref().map(|s| s.url.clone()),
             rate_limit,
             page_tokens: Default::default(),
         });

@@ -351,6 +351,48 @@ impl<'a> BucketAccess<'a> {
         })
     }
 
+    /// Decides every one of `actions` on `scope` and settles them as one operation, recorded
+    /// as the last action (the strongest, for `[Read, Write, Delete]`): the first refusal is the
+    /// answer; all allowed, one allowance. For what needs several rights at once (vended
+    /// credentials).
+    pub fn authorize_all(
+        &self,
+        trail: &mut AuditTrail<'_>,
+        actions: &[Action],
+        scope: Scope<'_>,
+        method: &'static str,
+    ) -> Result<Granted<'_>, ApiError> {
+        let (&last, earlier) = actions.split_last().ok_or(ApiError::Internal)?;
+        if let Some((_, _, facts)) = self.facts() {
+            for &action in earlier {
+                let decision = self.decide(&facts, action, scope);
+                if !matches!(decision, Decision::Allow(_)) {
+                    let operation = self.operation(action, scope, method);
+                    return Err(match trail.settle(operation, decision) {
+                        Err(error) => error,
+                        Ok(_) => ApiError::Internal,
+                    });
+                }
+            }
+        }
+        self.authorize(trail, last, scope, method)
+    }
+
+    /// Until when the caller holds every one of `actions` on `scope` (through which grants);
+    /// `None` when they do not hold them all.
+    pub fn holding(&self, actions: Actions, scope: Scope<'_>) -> Option<crate::policy::Holding> {
+        let (_, _, facts) = self.facts()?;
+        crate::policy::held_until(
+            &self.caller.as_policy_caller(&self.context.memberships),
+            &facts,
+            &self.context.grants,
+            &self.state.policies.roles,
+            actions,
+            scope,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
     /// Authorizes a listing of `prefix`: anyone who can see the bucket may list it, and sees
     /// only the objects they may read ([`Self::permits`]).
     pub fn authorize_listing(

@@ -2,6 +2,7 @@
 
 mod access;
 mod buckets;
+mod credentials;
 mod error;
 mod extract;
 mod grants;
@@ -14,6 +15,7 @@ mod page_token;
 mod projects;
 mod sign;
 
+pub use credentials::{CredentialsRequest, CredentialsResponse};
 pub use error::{ApiError, ItemError, Problem, StreamError};
 pub use extract::{ApiJson, Caller};
 pub use metrics::Metrics;
@@ -50,6 +52,13 @@ pub struct Services {
     /// Each backend's control plane, by backend name: absent where none is configured (GCS
     /// signed with an HMAC key).
     pub storage: std::collections::HashMap<String, crate::backends::ControlPlane>,
+    /// What vends each backend's credentials for `/v1/credentials`, by backend name: absent
+    /// where nothing can (an S3 backend without `vend_role_arn`, GCS signed with an HMAC key).
+    pub vendors: std::collections::HashMap<String, Arc<crate::cloud::vend::Vendor>>,
+    /// Vended credentials, reused for identical requests.
+    pub credentials: credentials::CredentialCache,
+    /// `BROKER_STORAGE_ENDPOINT`, named in vended GCS credentials' answers.
+    pub gcs_endpoint: Option<String>,
     /// Requests per verified subject, when limited.
     pub rate_limit: Option<Arc<SubjectLimiter>>,
     /// Seals listings' page tokens; its key is read from the database on first use.
@@ -200,6 +209,7 @@ pub fn fuzz_request_bodies(data: &[u8]) {
     if let Ok(grant) = serde_json::from_slice::<grants::NewGrantBody>(data) {
         let _ = crate::policy::GrantPrincipal::parse(&grant.principal);
     }
+    let _ = serde_json::from_slice::<credentials::CredentialsRequest>(data);
     let _ = serde_json::from_slice::<projects::NewProject>(data);
     let _ = serde_json::from_slice::<projects::MemberRole>(data);
 }
@@ -213,6 +223,7 @@ fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(me::router())
         .merge(sign::router())
+        .merge(credentials::router())
         .merge(objects::router())
         .merge(buckets::router())
         .merge(grants::router())

@@ -1,12 +1,14 @@
 //! Cloud credentials: what needs a cloud's identity services. The metadata server (Workload
 //! Identity: the workload's service account and its tokens), IAM `signBlob` (keyless signing),
-//! and OAuth tokens minted with the service-account key the broker signs with. I/O lives here;
+//! OAuth tokens minted with the service-account key the broker signs with, and the credentials
+//! it vends to tools ([`vend`]). I/O lives here;
 //! [`crate::signing`] stays pure, and [`crate::signer`] composes the two.
 
 mod azure;
 mod iam;
 mod metadata;
 mod oauth;
+pub mod vend;
 
 pub use azure::{
     DEFAULT_AUTHORITY_HOST, DelegationKey, DelegationKeys, EntraTokens, MAX_KEY_LIFETIME,

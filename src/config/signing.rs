@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct KeylessConfig {
     pub metadata_url: String,
     pub iam_credentials_url: String,
+    /// Google's STS, which downscopes the tokens `/v1/credentials` vends.
+    pub sts_url: String,
     /// Sign as this service account instead of the workload's own (needs Token Creator on it).
     pub service_account: Option<String>,
     /// signBlob calls in flight at most, across all requests.
@@ -67,6 +69,7 @@ pub(super) fn signing<F: Fn(&str) -> Option<String>>(
             "BROKER_IAM_CREDENTIALS_URL",
             "https://iamcredentials.googleapis.com",
         )?,
+        sts_url: s.http_url("BROKER_GOOGLE_STS_URL", "https://sts.googleapis.com")?,
         service_account: s.get("BROKER_SIGNING_SERVICE_ACCOUNT"),
         concurrency: s.number("BROKER_IAM_CONCURRENCY", 16, 256)?.max(1) as usize,
         metadata_wait: Duration::from_secs(s.number("BROKER_METADATA_WAIT_SECONDS", 10, 600)?),

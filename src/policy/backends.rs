@@ -122,12 +122,25 @@ pub enum BackendSettings {
         region: String,
         url_style: UrlStyle,
         credentials: CredentialSource,
+        /// How `/v1/credentials` vends for this backend, when it does.
+        vending: Option<S3Vending>,
     },
     Azure {
         account: String,
         endpoint: BlobEndpoint,
         credentials: CredentialSource,
     },
+}
+
+/// Where an S3 backend's vended credentials come from: STS `AssumeRole` into `role_arn`, signed
+/// with the backend's own credentials, at `sts_endpoint`, with a session policy that narrows the
+/// role to the caller's prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Vending {
+    pub role_arn: String,
+    /// The STS endpoint (a base URL): `vend_sts_endpoint`, else AWS's regional STS for AWS's S3,
+    /// else the S3 endpoint itself (MinIO and SeaweedFS answer STS there).
+    pub sts_endpoint: String,
 }
 
 /// `[backends.NAME]` as written.
@@ -140,6 +153,8 @@ pub(super) struct BackendEntry {
     url_style: Option<StyleEntry>,
     account: Option<String>,
     credentials: Option<String>,
+    vend_role_arn: Option<String>,
+    vend_sts_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, Deserialize)]
@@ -167,10 +182,19 @@ impl Backend {
             ("url_style", entry.url_style.is_some()),
             ("account", entry.account.is_some()),
             ("credentials", entry.credentials.is_some()),
+            ("vend_role_arn", entry.vend_role_arn.is_some()),
+            ("vend_sts_endpoint", entry.vend_sts_endpoint.is_some()),
         ];
         let allowed: &[&str] = match entry.kind {
             BackendKind::Gcs => &[],
-            BackendKind::S3 => &["endpoint", "region", "url_style", "credentials"],
+            BackendKind::S3 => &[
+                "endpoint",
+                "region",
+                "url_style",
+                "credentials",
+                "vend_role_arn",
+                "vend_sts_endpoint",
+            ],
             BackendKind::Azure => &["endpoint", "account", "credentials"],
         };
         if let Some((field, _)) = fields
@@ -211,11 +235,18 @@ impl Backend {
                 };
                 let credentials = credentials
                     .ok_or("credentials: required for s3: \"file:/path/to/key.json\" or \"env\"")?;
+                let vending = s3_vending(
+                    &entry.endpoint,
+                    &region,
+                    entry.vend_role_arn,
+                    entry.vend_sts_endpoint,
+                )?;
                 BackendSettings::S3 {
                     endpoint,
                     region,
                     url_style,
                     credentials,
+                    vending,
                 }
             }
             BackendKind::Azure => {
@@ -241,6 +272,61 @@ impl Backend {
             settings,
         })
     }
+}
+
+/// `vend_role_arn` and `vend_sts_endpoint`, checked.
+fn s3_vending(
+    endpoint: &Option<String>,
+    region: &str,
+    role_arn: Option<String>,
+    sts_endpoint: Option<String>,
+) -> Result<Option<S3Vending>, String> {
+    let Some(role_arn) = role_arn else {
+        return match sts_endpoint {
+            Some(_) => Err(
+                "vend_sts_endpoint: set vend_role_arn too, the role vended credentials assume"
+                    .into(),
+            ),
+            None => Ok(None),
+        };
+    };
+    // arn:PARTITION:iam::ACCOUNT:role/NAME (AWS, MinIO, SeaweedFS all write roles so).
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    let well_formed = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "iam"
+        && parts[5].starts_with("role/")
+        && parts[5].len() > "role/".len()
+        && role_arn.bytes().all(|b| b.is_ascii_graphic());
+    if !well_formed {
+        return Err(format!(
+            "vend_role_arn {role_arn:?}: an IAM role ARN, arn:aws:iam::ACCOUNT:role/NAME"
+        ));
+    }
+    let sts_endpoint = match (sts_endpoint, endpoint) {
+        (Some(sts), _) => sts,
+        (None, Some(s3)) => s3.clone(),
+        (None, None) if region == "auto" => {
+            return Err("vend_sts_endpoint: required where the region is \"auto\"".into());
+        }
+        (None, None) => format!("https://sts.{region}.amazonaws.com"),
+    };
+    let url = url::Url::parse(&sts_endpoint)
+        .map_err(|e| format!("vend_sts_endpoint {sts_endpoint:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(format!(
+            "vend_sts_endpoint {sts_endpoint:?}: an http(s) base URL"
+        ));
+    }
+    Ok(Some(S3Vending {
+        role_arn,
+        sts_endpoint: sts_endpoint.trim_end_matches('/').to_owned(),
+    }))
 }
 
 fn credential_source(kind: BackendKind, source: &str) -> Result<CredentialSource, String> {
@@ -350,6 +436,26 @@ mod tests {
                 "kind = \"azure\"\naccount = \"devstoreaccount1\"\nendpoint = \"http://127.0.0.1:10000/devstoreaccount1\"\ncredentials = \"file:/k.json\"",
                 Ok(()),
             ),
+            (
+                "s3 vending through AWS STS",
+                "kind = \"s3\"\nregion = \"eu-west-1\"\ncredentials = \"env\"\nvend_role_arn = \"arn:aws:iam::123456789012:role/vended\"",
+                Ok(()),
+            ),
+            (
+                "s3 vending with a bad role",
+                "kind = \"s3\"\nregion = \"eu-west-1\"\ncredentials = \"env\"\nvend_role_arn = \"vended\"",
+                Err("vend_role_arn"),
+            ),
+            (
+                "s3 with an STS endpoint and no role",
+                "kind = \"s3\"\nregion = \"eu-west-1\"\ncredentials = \"env\"\nvend_sts_endpoint = \"https://sts.example\"",
+                Err("set vend_role_arn too"),
+            ),
+            (
+                "azure with a vending role",
+                "kind = \"azure\"\naccount = \"acct\"\ncredentials = \"env\"\nvend_role_arn = \"arn:aws:iam::1:role/r\"",
+                Err("vend_role_arn does not apply"),
+            ),
             ("an unknown kind", r#"kind = "ftp""#, Err("unknown variant")),
         ];
         for (name, toml, want) in cases {
@@ -378,6 +484,27 @@ mod tests {
             Endpoint::aws("eu-west-1", Scheme::Https).expect("endpoint")
         );
         assert_eq!(url_style, UrlStyle::Path);
+    }
+
+    #[test]
+    fn vending_goes_to_regional_sts_on_aws_and_to_the_endpoint_elsewhere() {
+        let vending = |toml: &str| match parse(toml).expect("backend").settings {
+            BackendSettings::S3 { vending, .. } => vending.expect("vending").sts_endpoint,
+            _ => panic!("not s3"),
+        };
+        let role = "vend_role_arn = \"arn:aws:iam::1:role/r\"";
+        assert_eq!(
+            vending(&format!(
+                "kind = \"s3\"\nregion = \"eu-west-1\"\ncredentials = \"env\"\n{role}"
+            )),
+            "https://sts.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            vending(&format!(
+                "kind = \"s3\"\nregion = \"us-east-1\"\nendpoint = \"http://127.0.0.1:8333/\"\ncredentials = \"env\"\n{role}"
+            )),
+            "http://127.0.0.1:8333"
+        );
     }
 
     #[test]

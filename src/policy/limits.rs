@@ -46,6 +46,74 @@ pub fn check_ttl(asked: i64, limit: u32) -> Result<(), LimitExceeded> {
     Ok(())
 }
 
+/// Why vended credentials cannot have the lifetime asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LifetimeRefused {
+    #[error("duration {asked} is outside what this bucket's storage vends: {min} to {max} seconds")]
+    Backend { asked: u64, min: u64, max: u64 },
+    #[error("duration {asked} is above this bucket's limit of {limit} seconds")]
+    Class { asked: u64, limit: u64 },
+    #[error(
+        "you hold this access here only for {left} more seconds (through grants that end then), less than the {asked} seconds asked for"
+    )]
+    Holding { asked: u64, left: u64 },
+}
+
+impl LifetimeRefused {
+    /// The problem `code` the API answers with.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Backend { .. } => "invalid_duration",
+            Self::Class { .. } => "ttl_exceeds_limit",
+            Self::Holding { .. } => "expiry_exceeds_holding",
+        }
+    }
+}
+
+/// The lifetime of vended credentials, in seconds: `asked`, else `default` shortened to fit.
+/// Never above the class's `class_limit`, never beyond the end of the caller's holding
+/// (`holding_left` seconds; `None` when it does not end), and within what the backend can vend
+/// (`backend`: shortest, longest). A default that cannot fit is refused as the limit that binds
+/// it would refuse an asked lifetime, never stretched.
+pub fn credential_lifetime(
+    asked: Option<u64>,
+    default: u64,
+    class_limit: u64,
+    holding_left: Option<u64>,
+    backend: (u64, u64),
+) -> Result<u64, LifetimeRefused> {
+    let (min, max) = backend;
+    let lifetime = match asked {
+        Some(asked) => asked,
+        None => default
+            .min(class_limit)
+            .min(max)
+            .min(holding_left.unwrap_or(u64::MAX))
+            // The shortest the backend vends: refused below if nothing allows it.
+            .max(min),
+    };
+    if !(min..=max).contains(&lifetime) {
+        return Err(LifetimeRefused::Backend {
+            asked: lifetime,
+            min,
+            max,
+        });
+    }
+    if lifetime > class_limit {
+        return Err(LifetimeRefused::Class {
+            asked: lifetime,
+            limit: class_limit,
+        });
+    }
+    match holding_left {
+        Some(left) if lifetime > left => Err(LifetimeRefused::Holding {
+            asked: lifetime,
+            left,
+        }),
+        _ => Ok(lifetime),
+    }
+}
+
 /// Checks an upload's content type and size against `class`; the size limit the upload is
 /// signed with: the one asked for, else the class's, else none.
 pub fn check_upload(
@@ -100,6 +168,95 @@ mod tests {
             .get("c")
             .expect("class c")
             .clone()
+    }
+
+    #[test]
+    fn credential_lifetimes_never_exceed_class_holding_or_backend() {
+        let sts = (900, 43_200);
+        let any = (1, 3600);
+        let cases = [
+            ("default within everything", None, 3600, None, any, Ok(900)),
+            (
+                "default shortened by the class",
+                None,
+                300,
+                None,
+                any,
+                Ok(300),
+            ),
+            (
+                "default shortened by the holding",
+                None,
+                3600,
+                Some(120),
+                any,
+                Ok(120),
+            ),
+            ("asked within", Some(1800), 3600, Some(2000), sts, Ok(1800)),
+            (
+                "asked above the class",
+                Some(3601),
+                3600,
+                None,
+                sts,
+                Err(LifetimeRefused::Class {
+                    asked: 3601,
+                    limit: 3600,
+                }),
+            ),
+            (
+                "asked beyond the holding",
+                Some(1000),
+                3600,
+                Some(999),
+                sts,
+                Err(LifetimeRefused::Holding {
+                    asked: 1000,
+                    left: 999,
+                }),
+            ),
+            (
+                "asked below STS's shortest",
+                Some(60),
+                3600,
+                None,
+                sts,
+                Err(LifetimeRefused::Backend {
+                    asked: 60,
+                    min: 900,
+                    max: 43_200,
+                }),
+            ),
+            (
+                "a holding shorter than STS's shortest is not stretched",
+                None,
+                3600,
+                Some(600),
+                sts,
+                Err(LifetimeRefused::Holding {
+                    asked: 900,
+                    left: 600,
+                }),
+            ),
+            (
+                "a class shorter than STS's shortest is not stretched",
+                None,
+                300,
+                None,
+                sts,
+                Err(LifetimeRefused::Class {
+                    asked: 900,
+                    limit: 300,
+                }),
+            ),
+        ];
+        for (name, asked, class, holding, backend, want) in cases {
+            assert_eq!(
+                credential_lifetime(asked, 900, class, holding, backend),
+                want,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub use decision::{
     BucketFacts, Caller, Decision, Grant, GrantPrincipal, Holding, Membership, Scope, decide,
     held_until,
 };
-pub use limits::{LimitExceeded, check_ttl, check_upload, ttl_limit};
+pub use limits::{
+    LifetimeRefused, LimitExceeded, check_ttl, check_upload, credential_lifetime, ttl_limit,
+};
 pub use management::{GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant};
 pub use names::{
     LogicalBucketName, MAX_OBJECT_KEY_BYTES, ObjectKey, ObjectPrefix, ProjectSlug, check_text,

@@ -1,4 +1,4 @@
-//! Azure Blob shared access signatures for one blob (`sr=b`): service SAS signed with the
+//! Azure Blob shared access signatures for one blob (`sr=b`) or a container (`sr=c`): service SAS signed with the
 //! account key, and user-delegation SAS signed with a delegation key that an Entra ID identity
 //! obtained (fetching it is I/O and lives in `cloud`; signing with it is here).
 //!
@@ -474,11 +474,6 @@ impl AzureSigner {
 
     /// Signs one blob SAS.
     pub fn sign(&self, request: &BlobSasRequest) -> Result<BlobSas, SigningError> {
-        let bad = |name: &str, reason| SigningError::InvalidPolicyField {
-            name: name.to_owned(),
-            reason,
-        };
-        check_container(&request.container)?;
         if request.blob.is_empty() || request.blob.len() > 1024 {
             return Err(SigningError::InvalidObjectName(
                 "a blob name is 1-1024 bytes",
@@ -489,6 +484,40 @@ impl AzureSigner {
                 "a blob name has no control characters",
             ));
         }
+        let resource = format!(
+            "/blob/{}/{}/{}",
+            self.key.account(),
+            request.container,
+            request.blob
+        );
+        let mut path = String::with_capacity(request.container.len() + request.blob.len() + 8);
+        path.push_str(&request.container);
+        path.push('/');
+        encoding::push_path(&mut path, &request.blob);
+        self.sign_resource(request, "b", resource, &path)
+    }
+
+    /// Signs a SAS for the whole container `request.container` (`sr=c`; `request.blob` is not
+    /// used): what a tool that lists and reads many blobs takes. `url` is the container's URL.
+    pub fn sign_container(&self, request: &BlobSasRequest) -> Result<BlobSas, SigningError> {
+        let resource = format!("/blob/{}/{}", self.key.account(), request.container);
+        self.sign_resource(request, "c", resource, &request.container)
+    }
+
+    /// Signs `request` for the resource `sr` (`b` blob, `c` container) whose canonical name is
+    /// `resource`, at `path` (encoded) under the endpoint.
+    fn sign_resource(
+        &self,
+        request: &BlobSasRequest,
+        sr: &str,
+        resource: String,
+        path: &str,
+    ) -> Result<BlobSas, SigningError> {
+        let bad = |name: &str, reason| SigningError::InvalidPolicyField {
+            name: name.to_owned(),
+            reason,
+        };
+        check_container(&request.container)?;
         let mut order = PERMISSION_ORDER.chars();
         let ordered = !request.permissions.is_empty()
             && request
@@ -510,12 +539,6 @@ impl AzureSigner {
             .protocols
             .as_deref()
             .unwrap_or(self.endpoint.protocols());
-        let resource = format!(
-            "/blob/{}/{}/{}",
-            self.key.account(),
-            request.container,
-            request.blob
-        );
         let opt = |o: &Option<String>| o.clone().unwrap_or_default();
         let (lines, key, delegation): (Vec<String>, &[u8], Vec<(&str, String)>) = match &self.key {
             SasKey::Account(credentials) => (
@@ -528,7 +551,7 @@ impl AzureSigner {
                     String::new(), // sip
                     protocols.to_owned(),
                     SERVICE_VERSION.to_owned(),
-                    "b".to_owned(),
+                    sr.to_owned(),
                     String::new(), // snapshot
                     String::new(), // ses
                     String::new(), // rscc
@@ -560,7 +583,7 @@ impl AzureSigner {
                     String::new(), // sip
                     protocols.to_owned(),
                     SERVICE_VERSION.to_owned(),
-                    "b".to_owned(),
+                    sr.to_owned(),
                     String::new(), // snapshot
                     String::new(), // ses
                     String::new(), // srh
@@ -597,7 +620,7 @@ impl AzureSigner {
             ("spr", protocols.to_owned()),
             ("sv", SERVICE_VERSION.to_owned()),
             ("sduoid", opt(&request.delegated_user_oid)),
-            ("sr", "b".to_owned()),
+            ("sr", sr.to_owned()),
             ("rscd", opt(&request.content_disposition)),
             ("rsct", opt(&request.content_type)),
         ];
@@ -613,12 +636,10 @@ impl AzureSigner {
             // As azure-storage-blob writes it: `quote(value)`, which keeps `/`.
             encoding::push_path(&mut token, value);
         }
-        let mut url = String::with_capacity(self.endpoint.base.len() + request.blob.len() + 300);
+        let mut url = String::with_capacity(self.endpoint.base.len() + path.len() + 300);
         url.push_str(&self.endpoint.base);
         url.push('/');
-        url.push_str(&request.container);
-        url.push('/');
-        encoding::push_path(&mut url, &request.blob);
+        url.push_str(path);
         url.push('?');
         url.push_str(&token);
         Ok(BlobSas {

@@ -162,6 +162,11 @@ impl Endpoint {
     }
 
     /// Where a request for `bucket` goes in `style`.
+    /// `scheme://authority`: the service's base URL, as a client configures it.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.server.authority)
+    }
+
     pub(crate) fn locate<'a>(&'a self, style: &'a UrlStyle, bucket: &BucketName) -> Location<'a> {
         match style {
             UrlStyle::Path => Location {
