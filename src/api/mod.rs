@@ -15,7 +15,10 @@ mod page_token;
 mod projects;
 mod sign;
 
-pub use credentials::{CredentialsRequest, CredentialsResponse};
+pub use credentials::{
+    Access, AzureSas, CredentialsRequest, CredentialsResponse,
+    DEFAULT_DURATION as DEFAULT_CREDENTIALS_DURATION, GcsToken, S3Credentials, StorageLocation,
+};
 pub use error::{ApiError, ItemError, Problem, StreamError};
 pub use extract::{ApiJson, Caller};
 pub use metrics::Metrics;

@@ -1,6 +1,7 @@
 //! The `storage-broker` command line. Each command's failure is one line on stderr and a
 //! non-zero exit.
 
+mod credentials;
 mod dev;
 mod fetch;
 mod service;
@@ -27,6 +28,9 @@ enum Command {
     Migrate,
     /// Fetch signed download URLs for a prefix or a list of objects into an NDJSON manifest.
     FetchManifest(fetch::FetchManifestArgs),
+    /// Get short-lived credentials for a bucket prefix and print them for a tool (AWS
+    /// credential_process, environment, token JSON), or serve them on a local token endpoint.
+    Credentials(credentials::CredentialsArgs),
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -117,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Migrate => service::migrate(),
         Command::Dev(args) => dev::dev(args),
         Command::FetchManifest(args) => fetch::fetch_manifest(args),
+        Command::Credentials(args) => credentials::credentials(args),
         Command::Policy(PolicyCommand::Check { dir }) => service::policy_check(&dir),
         Command::SignUrl(args) => sign::sign_url(args),
         Command::SignPostPolicy(args) => sign::sign_post_policy(args),

@@ -10,6 +10,7 @@ mod backends;
 mod batch;
 mod consistency;
 mod cors;
+mod credentials;
 mod dev;
 mod fetch_manifest;
 mod grants;

@@ -1,13 +1,16 @@
 //! The broker's signing API as the CLI speaks it: the API's own request and answer types
 //! (`crate::api`) over HTTP, so that the two cannot drift apart.
 
-use crate::api::{BatchRequest, BatchResponse, ManifestEntry, PrefixRequest, Problem};
+use crate::api::{
+    BatchRequest, BatchResponse, CredentialsRequest, CredentialsResponse, ManifestEntry,
+    PrefixRequest, Problem,
+};
 use reqwest::StatusCode;
 use serde::Serialize;
 
 /// Why a call got no answer the CLI can use.
 #[derive(Debug)]
-pub(super) enum ClientError {
+pub(crate) enum ClientError {
     /// No HTTP answer at all.
     Unreachable(reqwest::Error),
     /// 401: the token is expired, revoked or not for this broker.
@@ -21,14 +24,14 @@ pub(super) enum ClientError {
 }
 
 /// A broker at `base` called with one bearer token.
-pub(super) struct Broker {
+pub(crate) struct Broker {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Broker {
-    pub(super) fn new(base: &str, token: String) -> Self {
+    pub(crate) fn new(base: &str, token: String) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
@@ -36,7 +39,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
     }
 
@@ -63,6 +66,18 @@ impl Broker {
             response: self.post("/v1/sign/prefix", request).await?,
             pending: Vec::new(),
         })
+    }
+
+    /// `POST /v1/credentials`.
+    pub(crate) async fn credentials(
+        &self,
+        request: &CredentialsRequest,
+    ) -> Result<CredentialsResponse, ClientError> {
+        self.post("/v1/credentials", request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| ClientError::Garbled(format!("an answer that is not credentials ({e})")))
     }
 
     async fn post(

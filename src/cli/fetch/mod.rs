@@ -5,9 +5,9 @@
 //! `client` speaks the API with its own types, `resume` reads where an earlier run stopped,
 //! `token` reads the bearer token and explains a refused one; this file runs the two modes.
 
-mod client;
+pub(crate) mod client;
 mod resume;
-mod token;
+pub(crate) mod token;
 
 use crate::api::{
     BatchRequest, BatchResult, ManifestEntry, ManifestLine, PrefixRequest, SignRequest,

@@ -7,14 +7,15 @@ use serde_json::Value;
 use std::path::Path;
 
 /// A token and the file it came from (named in every message about it).
-pub(super) struct Token {
-    pub(super) secret: String,
-    pub(super) file: String,
+pub(crate) struct Token {
+    pub(crate) secret: String,
+    /// Where it came from: a file, or an environment variable.
+    pub(crate) file: String,
 }
 
 impl Token {
     /// Reads the token in `path`, refusing one that is empty, not a JWT, or already expired.
-    pub(super) fn read(path: &Path) -> Result<Self, String> {
+    pub(crate) fn read(path: &Path) -> Result<Self, String> {
         let file = path.display().to_string();
         let secret = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the token file {file}: {e}"))?
@@ -35,6 +36,33 @@ impl Token {
             ));
         }
         Ok(Self { secret, file })
+    }
+
+    /// Reads the token in the environment variable `name`, refused as [`Self::read`] refuses.
+    pub(crate) fn from_env(name: &str) -> Result<Self, String> {
+        let secret = std::env::var(name)
+            .map_err(|_| format!("no token: give --token-file, or set {name}"))?
+            .trim()
+            .to_owned();
+        let source = format!("${name}");
+        if secret.is_empty() {
+            return Err(format!("{source} is empty"));
+        }
+        if token_shape(&secret) == TokenShape::Malformed {
+            return Err(format!(
+                "the token in {source} is malformed (not a JWT): set it to the access token itself"
+            ));
+        }
+        if let Some(exp) = expired_at(&secret) {
+            return Err(format!(
+                "the token in {source} has expired: it expired at {}; get a new one",
+                rfc3339(exp)
+            ));
+        }
+        Ok(Self {
+            secret,
+            file: source,
+        })
     }
 
     /// Why the broker refused this token after `written` URLs: expired during the run, or
