@@ -10,6 +10,7 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use base64::Engine;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -506,4 +507,524 @@ async fn gcs_token_exchange_is_google_auths_byte_for_byte_and_lives_as_asked() {
     )
     .await;
     expect_problem(long, 400, "invalid_duration").await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3: session credentials from SeaweedFS's STS, narrowed by the session policy.
+
+const S3_BUCKET: &str = "vend-s3";
+const ROLE: &str = "arn:aws:iam::000000000000:role/BrokerVended";
+
+/// SeaweedFS with STS: a role the admin identity may assume, whose own policy allows all of S3,
+/// so that only the session policy narrows what vended credentials can do.
+async fn seaweed_with_sts() -> crate::helpers::SeaweedFs {
+    let mut signing_key = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut signing_key).expect("random");
+    let iam = json!({
+        "sts": {
+            "tokenDuration": "1h",
+            "maxSessionLength": "12h",
+            "issuer": "seaweedfs-sts",
+            // Standard base64: SeaweedFS leaves STS off (every call 503) with another alphabet.
+            "signingKey": base64::engine::general_purpose::STANDARD.encode(signing_key),
+        },
+        "policy": { "defaultEffect": "Deny" },
+        "roles": [{
+            "roleName": "BrokerVended",
+            "roleArn": ROLE,
+            "trustPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "AWS": "arn:aws:iam::000000000000:user/admin" },
+                    "Action": ["sts:AssumeRole"],
+                }],
+            },
+            "attachedPolicies": ["S3FullAccess"],
+        }],
+        "policies": [{
+            "name": "S3FullAccess",
+            "document": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": ["s3:*"],
+                    "Resource": ["arn:aws:s3:::*", "arn:aws:s3:::*/*"],
+                }],
+            },
+        }],
+    });
+    crate::helpers::SeaweedFs::start_with_iam(Some(iam)).await
+}
+
+/// A broker with an S3 project class on `s3` that vends through STS, and alice's project
+/// `vision` with its bucket `p-vision` (`projects/vision/` of the S3 bucket).
+async fn s3_broker(s3: &crate::helpers::SeaweedFs) -> (TestApp, PathBuf) {
+    s3.create_bucket(S3_BUCKET).await;
+    let key = scratch("s3-key").join("key.json");
+    std::fs::write(
+        &key,
+        json!({ "access_key_id": s3.access_key_id, "secret_access_key": s3.secret_access_key })
+            .to_string(),
+    )
+    .expect("key");
+    let policies = policies_with(&format!(
+        r#"
+[backends.seaweed]
+kind = "s3"
+region = "us-east-1"
+endpoint = "{endpoint}"
+credentials = "file:{key}"
+vend_role_arn = "{ROLE}"
+
+[classes.project-s3]
+backend = "seaweed"
+backend_bucket = "{S3_BUCKET}"
+prefix = "projects/{{project}}/"
+max_ttl_seconds = 7200
+classification = "unclassified"
+release = "retain"
+"#,
+        endpoint = s3.endpoint,
+        key = key.display(),
+    ));
+    let app =
+        TestApp::spawn_with(&[("BROKER_POLICIES_DIR", policies.to_str().expect("utf-8"))]).await;
+    let alice = app.idp.token("alice");
+    let project = app
+        .post(
+            "/v1/projects",
+            &alice,
+            &json!({ "slug": "vision", "name": "Vision" }),
+        )
+        .await;
+    assert_eq!(project.status(), 201);
+    let bucket = app
+        .post(
+            "/v1/buckets",
+            &alice,
+            &json!({ "name": "p-vision", "class": "project-s3", "project": "vision" }),
+        )
+        .await;
+    assert_eq!(
+        bucket.status(),
+        201,
+        "{}",
+        bucket.text().await.unwrap_or_default()
+    );
+    s3.store_many(
+        S3_BUCKET,
+        &[
+            "projects/vision/shared/a.txt".to_owned(),
+            "projects/vision/private/b.txt".to_owned(),
+        ],
+    )
+    .await;
+    (app, policies)
+}
+
+/// An AWS config whose profile `broker` runs `storage-broker credentials` for `access` on
+/// `prefix` of p-vision as the user whose token is in `token_file`.
+fn aws_config(dir: &Path, app: &TestApp, token_file: &Path, access: &str) -> PathBuf {
+    let config = dir.join(format!("aws-config-{access}"));
+    std::fs::write(
+        &config,
+        format!(
+            "[profile broker]\nregion = us-east-1\ncredential_process = {bin} credentials --broker {broker} --token-file {token} --bucket p-vision --prefix shared/ --access {access} --duration 3600 --format credential-process\n",
+            bin = env!("CARGO_BIN_EXE_storage-broker"),
+            broker = app.address,
+            token = token_file.display(),
+        ),
+    )
+    .expect("aws config");
+    config
+}
+
+/// boto3's outcomes (see tests/tools/s3_credentials_check.py) with the profile in `config`.
+fn boto3_outcomes(config: &Path, endpoint: &str) -> Value {
+    let python = std::env::var("PYTOOLS").expect("PYTOOLS (scripts/pytools) is set");
+    let output = std::process::Command::new(python)
+        .arg(repo().join("tests/tools/s3_credentials_check.py"))
+        .args([
+            endpoint,
+            S3_BUCKET,
+            "projects/vision/shared/",
+            "projects/vision/private/",
+        ])
+        .env("AWS_CONFIG_FILE", config)
+        .env("AWS_PROFILE", "broker")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .expect("run boto3");
+    assert!(
+        output.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("outcomes json")
+}
+
+/// Runs rclone with remote `x:` configured for the S3 endpoint and credentials from the
+/// profile in `config` (rclone's `env_auth`, which reads credential_process).
+fn rclone(config: &Path, endpoint: &str, args: &[&str]) -> std::process::Output {
+    let rclone = std::env::var("RCLONE").unwrap_or_else(|_| "rclone".into());
+    std::process::Command::new(rclone)
+        .args(args)
+        .args([
+            "--retries",
+            "1",
+            "--low-level-retries",
+            "1",
+            "--s3-no-check-bucket",
+        ])
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_X_TYPE", "s3")
+        .env("RCLONE_CONFIG_X_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_X_ENV_AUTH", "true")
+        .env("RCLONE_CONFIG_X_ENDPOINT", endpoint)
+        .env("RCLONE_CONFIG_X_REGION", "us-east-1")
+        .env("RCLONE_CONFIG_X_FORCE_PATH_STYLE", "true")
+        .env("AWS_CONFIG_FILE", config)
+        .env("AWS_SDK_LOAD_CONFIG", "1")
+        .env("AWS_PROFILE", "broker")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        // rclone 1.60 fails every S3 call with a custom CA bundle on a plain-HTTP endpoint.
+        .env_remove("AWS_CA_BUNDLE")
+        .output()
+        .expect("run rclone")
+}
+
+#[tokio::test]
+async fn s3_session_credentials_work_in_boto3_and_rclone_within_the_prefix_only() {
+    let s3 = seaweed_with_sts().await;
+    let (app, policies) = s3_broker(&s3).await;
+    app.grant("p-vision", "shared/", "user:bob", "viewer", None)
+        .await;
+    app.grant("p-vision", "shared/", "user:carol", "editor", None)
+        .await;
+    let dir = scratch("s3-tools");
+    let bob_token = dir.join("bob.jwt");
+    std::fs::write(&bob_token, app.idp.token("bob")).expect("token");
+    let carol_token = dir.join("carol.jwt");
+    std::fs::write(&carol_token, app.idp.token("carol")).expect("token");
+
+    // Read credentials for shared/: boto3 lists and reads there, and the server refuses the rest.
+    let read = aws_config(&dir, &app, &bob_token, "read");
+    let endpoint = s3.endpoint.clone();
+    let outcomes = {
+        let (read, endpoint) = (read.clone(), endpoint.clone());
+        tokio::task::spawn_blocking(move || boto3_outcomes(&read, &endpoint))
+            .await
+            .expect("boto3")
+    };
+    assert_eq!(
+        outcomes["list inside"], "ok: ['projects/vision/shared/a.txt']",
+        "{outcomes}"
+    );
+    // SeaweedFs::store_many stores each name as its own content.
+    assert_eq!(
+        outcomes["get inside"], "ok: projects/vision/shared/a.txt",
+        "{outcomes}"
+    );
+    for refused in [
+        "put inside",
+        "get outside",
+        "list outside",
+        "list bucket",
+        "put outside",
+    ] {
+        assert_eq!(
+            outcomes[refused], "denied: AccessDenied",
+            "{refused}: {outcomes}"
+        );
+    }
+
+    // rclone, with the same profile.
+    let (read_config, ep) = (read.clone(), endpoint.clone());
+    let (listing, cat, outside, upload) = tokio::task::spawn_blocking(move || {
+        let local = read_config.with_file_name("local.txt");
+        std::fs::write(&local, "from rclone").expect("local");
+        (
+            rclone(
+                &read_config,
+                &ep,
+                &["lsf", &format!("x:{S3_BUCKET}/projects/vision/shared/")],
+            ),
+            rclone(
+                &read_config,
+                &ep,
+                &[
+                    "cat",
+                    &format!("x:{S3_BUCKET}/projects/vision/shared/a.txt"),
+                ],
+            ),
+            rclone(
+                &read_config,
+                &ep,
+                &[
+                    "cat",
+                    &format!("x:{S3_BUCKET}/projects/vision/private/b.txt"),
+                ],
+            ),
+            rclone(
+                &read_config,
+                &ep,
+                &[
+                    "copyto",
+                    local.to_str().expect("utf-8"),
+                    &format!("x:{S3_BUCKET}/projects/vision/shared/rclone.txt"),
+                ],
+            ),
+        )
+    })
+    .await
+    .expect("rclone");
+    assert!(
+        listing.status.success(),
+        "rclone lsf: {}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&listing.stdout).trim(), "a.txt");
+    assert!(
+        cat.status.success(),
+        "rclone cat: {}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&cat.stdout),
+        "projects/vision/shared/a.txt"
+    );
+    assert!(!outside.status.success(), "rclone read outside the prefix");
+    assert!(
+        !upload.status.success(),
+        "rclone wrote with read credentials"
+    );
+    assert!(
+        !s3.exists(S3_BUCKET, "projects/vision/shared/rclone.txt")
+            .await
+    );
+
+    // Read-write credentials upload, inside the prefix only.
+    let write = aws_config(&dir, &app, &carol_token, "read-write");
+    let (write_config, ep) = (write.clone(), endpoint.clone());
+    let (outcomes, upload) = tokio::task::spawn_blocking(move || {
+        let local = write_config.with_file_name("local.txt");
+        (
+            boto3_outcomes(&write_config, &ep),
+            rclone(
+                &write_config,
+                &ep,
+                &[
+                    "copyto",
+                    local.to_str().expect("utf-8"),
+                    &format!("x:{S3_BUCKET}/projects/vision/shared/rclone.txt"),
+                ],
+            ),
+        )
+    })
+    .await
+    .expect("tools");
+    assert_eq!(outcomes["put inside"], "ok: True", "{outcomes}");
+    assert_eq!(
+        outcomes["put outside"], "denied: AccessDenied",
+        "{outcomes}"
+    );
+    assert_eq!(
+        outcomes["get outside"], "denied: AccessDenied",
+        "{outcomes}"
+    );
+    assert!(
+        upload.status.success(),
+        "rclone copyto: {}",
+        String::from_utf8_lossy(&upload.stderr)
+    );
+    assert!(
+        s3.exists(S3_BUCKET, "projects/vision/shared/rclone.txt")
+            .await
+    );
+    assert!(
+        s3.exists(S3_BUCKET, "projects/vision/shared/boto3.txt")
+            .await
+    );
+    assert!(
+        !s3.exists(S3_BUCKET, "projects/vision/private/boto3.txt")
+            .await
+    );
+    let _ = std::fs::remove_dir_all(policies);
+}
+
+#[tokio::test]
+async fn credentials_never_reach_beyond_or_outlive_the_grants() {
+    let s3 = seaweed_with_sts().await;
+    let (app, policies) = s3_broker(&s3).await;
+    let now = OffsetDateTime::now_utc();
+    // An exact-object grant, a prefix grant ending in 10 minutes and one ending in 30.
+    sqlx::query(
+        "INSERT INTO grants (id, bucket, prefix, principal, role, exact, created_by) VALUES ($1, 'p-vision', 'shared/a.txt', 'user:dave', 'viewer', true, 'test')",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .execute(&app.pool)
+    .await
+    .expect("exact grant");
+    app.grant(
+        "p-vision",
+        "soon/",
+        "user:erin",
+        "viewer",
+        Some(now + time::Duration::minutes(10)),
+    )
+    .await;
+    app.grant(
+        "p-vision",
+        "later/",
+        "user:erin",
+        "viewer",
+        Some(now + time::Duration::minutes(30)),
+    )
+    .await;
+    let (dave, erin) = (app.idp.token("dave"), app.idp.token("erin"));
+
+    // An exact-object grant is never a prefix, even of its own name.
+    let exact = vend(
+        &app,
+        &dave,
+        json!({ "bucket": "p-vision", "prefix": "shared/a.txt", "access": "read" }),
+    )
+    .await;
+    expect_problem(exact, 403, "forbidden").await;
+    // Another's bucket, or one that does not exist: not found.
+    let unknown = vend(
+        &app,
+        &dave,
+        json!({ "bucket": "p-nothing", "access": "read" }),
+    )
+    .await;
+    expect_problem(unknown, 404, "not_found").await;
+    // A prefix the caller does not hold, or a wider one.
+    let wider = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "", "access": "read" }),
+    )
+    .await;
+    expect_problem(wider, 403, "forbidden").await;
+    let write = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read-write" }),
+    )
+    .await;
+    expect_problem(write, 403, "forbidden").await;
+    // STS vends 15 minutes at least: a grant ending in 10 cannot be stretched to it.
+    let soon = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "soon/", "access": "read" }),
+    )
+    .await;
+    expect_problem(soon, 400, "expiry_exceeds_holding").await;
+    let long = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read", "duration": 1900 }),
+    )
+    .await;
+    expect_problem(long, 400, "expiry_exceeds_holding").await;
+    let short = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read", "duration": 60 }),
+    )
+    .await;
+    expect_problem(short, 400, "invalid_duration").await;
+    let above = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read", "duration": 7201 }),
+    )
+    .await;
+    expect_problem(above, 400, "ttl_exceeds_limit").await;
+    let beyond_sts = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read", "duration": 43_201 }),
+    )
+    .await;
+    expect_problem(beyond_sts, 400, "invalid_duration").await;
+    // Wildcards would widen the session policy beyond the prefix held.
+    let wild = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/*", "access": "read" }),
+    )
+    .await;
+    expect_problem(wild, 400, "unsupported_by_backend").await;
+    let dots = vend(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/../shared/", "access": "read" }),
+    )
+    .await;
+    expect_problem(dots, 400, "invalid_prefix").await;
+
+    // Within the holding: vended, and vended again from the cache, the same credentials.
+    let body =
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read", "duration": 1200 });
+    let first = vended(&app, &erin, body.clone()).await;
+    let left = (expires_at(&first) - OffsetDateTime::now_utc()).whole_seconds();
+    assert!((1150..=1200).contains(&left), "{left} s");
+    assert_eq!(first["storage"]["prefix"], "projects/vision/later/");
+    assert_eq!(first["storage"]["bucket"], S3_BUCKET);
+    let misses = app.state.credentials.misses();
+    let second = vended(&app, &erin, body.clone()).await;
+    assert_eq!(first["s3"], second["s3"], "an identical vend is reused");
+    assert_eq!(app.state.credentials.misses(), misses, "no second STS call");
+    // Another duration is another vend.
+    let other = vended(
+        &app,
+        &erin,
+        json!({ "bucket": "p-vision", "prefix": "later/", "access": "read", "duration": 1000 }),
+    )
+    .await;
+    assert_ne!(first["s3"]["access_key_id"], other["s3"]["access_key_id"]);
+
+    // Revoked: the cache answers nobody whose grant is gone.
+    sqlx::query("DELETE FROM grants WHERE principal = 'user:erin'")
+        .execute(&app.pool)
+        .await
+        .expect("revoke");
+    app.state
+        .cache
+        .changed(storage_broker::store::CacheChange::grant("p-vision"))
+        .await;
+    let revoked = vend(&app, &erin, body).await;
+    expect_problem(revoked, 404, "not_found").await;
+
+    // The audit has each vend with scope, access and expiry, reuse noted.
+    let rows: Vec<(String, Option<String>, String, Option<OffsetDateTime>)> = sqlx::query_as(
+        "SELECT decision, object, reason, expires_at FROM audit_events WHERE subject = 'erin' AND method = 'CREDENTIALS_READ' AND decision = 'allow' ORDER BY at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.1.as_deref() == Some("later/") && r.3.is_some()),
+        "{rows:?}"
+    );
+    assert!(rows[1].2.contains("(reused)"), "{rows:?}");
+    assert!(
+        rows[0]
+            .2
+            .contains("read credentials for \"projects/vision/later/\""),
+        "{rows:?}"
+    );
+    let _ = std::fs::remove_dir_all(policies);
 }

@@ -809,6 +809,12 @@ pub struct SeaweedFs {
 
 impl SeaweedFs {
     pub async fn start() -> Self {
+        Self::start_with_iam(None).await
+    }
+
+    /// With `iam` as the advanced IAM configuration (`-s3.iam.config`: STS, roles, policies)
+    /// beside the admin identity.
+    pub async fn start_with_iam(iam: Option<Value>) -> Self {
         let binary = std::env::var("SEAWEEDFS").unwrap_or_default();
         assert!(
             !binary.is_empty(),
@@ -816,14 +822,14 @@ impl SeaweedFs {
         );
         // A port in use makes weed exit at once: start again on others.
         for _ in 0..5 {
-            if let Some(started) = Self::launch(&binary).await {
+            if let Some(started) = Self::launch(&binary, iam.as_ref()).await {
                 return started;
             }
         }
         panic!("SeaweedFS did not start (five tries; logs under target/tmp/seaweedfs-*)");
     }
 
-    async fn launch(binary: &str) -> Option<Self> {
+    async fn launch(binary: &str, iam: Option<&Value>) -> Option<Self> {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("seaweedfs-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("data")).expect("seaweedfs dir");
@@ -851,6 +857,14 @@ impl SeaweedFs {
         };
         let log = std::fs::File::create(dir.join("weed.log")).expect("log");
         let arg = |name: &str, value: String| format!("-{name}={value}");
+        let mut extra = Vec::new();
+        if let Some(iam) = iam {
+            std::fs::write(dir.join("iam.json"), iam.to_string()).expect("iam.json");
+            extra.push(arg(
+                "s3.iam.config",
+                dir.join("iam.json").display().to_string(),
+            ));
+        }
         let mut child = std::process::Command::new(binary)
             .arg("mini")
             .args([
@@ -876,6 +890,7 @@ impl SeaweedFs {
                     dir.join("filer.sock").display().to_string(),
                 ),
             ])
+            .args(extra)
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .stdout(log.try_clone().expect("log"))

@@ -211,7 +211,13 @@ fn sts_error(xml: &str) -> String {
     }
     match quick_xml::de::from_str::<ErrorResponse>(xml) {
         Ok(e) => format!("{}: {}", e.error.code, e.error.message),
-        Err(_) => xml.chars().take(300).collect(),
+        Err(_) => xml
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(400)
+            .collect(),
     }
 }
 
