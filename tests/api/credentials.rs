@@ -560,6 +560,14 @@ async fn seaweed_with_sts() -> crate::helpers::SeaweedFs {
 /// A broker with an S3 project class on `s3` that vends through STS, and alice's project
 /// `vision` with its bucket `p-vision` (`projects/vision/` of the S3 bucket).
 async fn s3_broker(s3: &crate::helpers::SeaweedFs) -> (TestApp, PathBuf) {
+    s3_broker_with(s3, &[]).await
+}
+
+/// [`s3_broker`] with more settings.
+async fn s3_broker_with(
+    s3: &crate::helpers::SeaweedFs,
+    settings: &[(&str, &str)],
+) -> (TestApp, PathBuf) {
     s3.create_bucket(S3_BUCKET).await;
     let key = scratch("s3-key").join("key.json");
     std::fs::write(
@@ -588,8 +596,9 @@ release = "retain"
         endpoint = s3.endpoint,
         key = key.display(),
     ));
-    let app =
-        TestApp::spawn_with(&[("BROKER_POLICIES_DIR", policies.to_str().expect("utf-8"))]).await;
+    let mut settings = settings.to_vec();
+    settings.push(("BROKER_POLICIES_DIR", policies.to_str().expect("utf-8")));
+    let app = TestApp::spawn_with(&settings).await;
     let alice = app.idp.token("alice");
     let project = app
         .post(
@@ -1025,6 +1034,68 @@ async fn credentials_never_reach_beyond_or_outlive_the_grants() {
             .2
             .contains("read credentials for \"projects/vision/later/\""),
         "{rows:?}"
+    );
+    let _ = std::fs::remove_dir_all(policies);
+}
+
+/// The latency of `/v1/credentials` with the vend cache hit and missed, against SeaweedFS's STS
+/// on loopback: a measurement for `bench/credentials.sh`, which runs it alone (ignored in the
+/// test run; it asserts nothing about speed). Prints one JSON line.
+#[tokio::test]
+#[ignore = "a benchmark: run by bench/credentials.sh"]
+async fn bench_credentials_cache_hit_and_miss() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200);
+    let s3 = seaweed_with_sts().await;
+    // One caller asks hundreds of times a second: not what the rate limit is for here.
+    let (app, policies) = s3_broker_with(&s3, &[("BROKER_RATE_LIMIT_PER_SECOND", "0")]).await;
+    app.grant("p-vision", "shared/", "authenticated", "viewer", None)
+        .await;
+    let percentile = |mut samples: Vec<f64>, p: f64| {
+        samples.sort_by(f64::total_cmp);
+        samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let warm = app.idp.token("warm");
+    let timed = |duration: u64| {
+        let (app, warm) = (&app, &warm);
+        async move {
+            let started = std::time::Instant::now();
+            let response = vend(
+                app,
+                warm,
+                json!({ "bucket": "p-vision", "prefix": "shared/", "access": "read", "duration": duration }),
+            )
+            .await;
+            let status = response.status();
+            assert_eq!(status, 200, "{}", response.text().await.unwrap_or_default());
+            started.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    // Misses and hits interleaved, so that both see the same machine, by one caller: a new
+    // duration each miss (another vend: an STS call), the same one for every hit.
+    timed(900).await;
+    let (mut hits, mut misses) = (Vec::new(), Vec::new());
+    let before = app.state.credentials.misses();
+    for round in 0..rounds {
+        misses.push(timed(1000 + round as u64).await);
+        hits.push(timed(900).await);
+    }
+    assert_eq!(
+        app.state.credentials.misses() - before,
+        rounds as u64,
+        "every miss reached STS, no hit did"
+    );
+    println!(
+        "{}",
+        json!({
+            "rounds": rounds,
+            "hit_p50_ms": percentile(hits.clone(), 0.5),
+            "hit_p99_ms": percentile(hits, 0.99),
+            "miss_p50_ms": percentile(misses.clone(), 0.5),
+            "miss_p99_ms": percentile(misses, 0.99),
+        })
     );
     let _ = std::fs::remove_dir_all(policies);
 }
