@@ -203,16 +203,13 @@ pub async fn credentials(
         Ok(granted) => granted,
         Err(error) => return Err(trail.fail(error).await),
     };
-    let refuse = |allowed: super::access::Allowed, trail: &mut AuditTrail<'_>, error: ApiError| {
-        let reason = format!("not vended: {}", error.detail());
-        allowed.refuse(trail, reason, error)
-    };
+    let not_vended = |error: &ApiError| format!("not vended: {}", error.detail());
     let Some(vendor) = state.vendors.get(&class.backend) else {
         let error = ApiError::bad_request(
             "unsupported_by_backend",
             "this bucket's storage is not set up to vend credentials (an S3 backend needs vend_role_arn; GCS needs an RSA key or Workload Identity): use signed URLs",
         );
-        return Err(fail(refuse(allowed, &mut trail, error), trail).await);
+        return Err(allowed.fail(trail, not_vended(&error), error).await);
     };
     let now = OffsetDateTime::now_utc();
     let actions: Actions = request.access.actions().iter().copied().collect();
@@ -233,7 +230,7 @@ pub async fn credentials(
         Ok(lifetime) => lifetime,
         Err(refused) => {
             let error = ApiError::bad_request(refused.code(), refused.to_string());
-            return Err(fail(refuse(allowed, &mut trail, error), trail).await);
+            return Err(allowed.fail(trail, not_vended(&error), error).await);
         }
     };
     let backend_prefix = format!("{}{}", record.backend_prefix, prefix.as_str());
@@ -242,7 +239,7 @@ pub async fn credentials(
             "invalid_prefix",
             "prefix too long for this bucket (1024 bytes with its own prefix)",
         );
-        return Err(fail(refuse(allowed, &mut trail, error), trail).await);
+        return Err(allowed.fail(trail, not_vended(&error), error).await);
     }
     let vend_scope = VendScope {
         bucket: &record.backend_bucket,
@@ -290,7 +287,7 @@ pub async fn credentials(
                             ApiError::Unavailable
                         }
                     };
-                    return Err(fail(refuse(allowed, &mut trail, error), trail).await);
+                    return Err(allowed.fail(trail, not_vended(&error), error).await);
                 }
             }
         }
@@ -354,11 +351,6 @@ pub async fn credentials(
         }
     }
     Ok(Json(answer))
-}
-
-/// Commits `trail` (holding the refusal) and gives back the error to answer.
-async fn fail(error: ApiError, trail: AuditTrail<'_>) -> ApiError {
-    trail.fail(error).await
 }
 
 /// An STS session name for `subject`: `storage-broker-` and 40 hex digits of its SHA-256, so
