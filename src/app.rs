@@ -375,6 +375,7 @@ impl Application {
             vendors,
             credentials: Default::default(),
             gcs_endpoint: config.storage_endpoint.as_ref().map(|s| s.url.clone()),
+            read_reuse: config.read_reuse,
             rate_limit,
             page_tokens: Default::default(),
         });

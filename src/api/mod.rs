@@ -62,6 +62,8 @@ pub struct Services {
     pub credentials: credentials::CredentialCache,
     /// `BROKER_STORAGE_ENDPOINT`, named in vended GCS credentials' answers.
     pub gcs_endpoint: Option<String>,
+    /// Seconds of the read reuse window (`BROKER_READ_REUSE_SECONDS`; 0: off).
+    pub read_reuse: u32,
     /// Requests per verified subject, when limited.
     pub rate_limit: Option<Arc<SubjectLimiter>>,
     /// Seals listings' page tokens; its key is read from the database on first use.
@@ -90,6 +92,11 @@ impl AppState {
 }
 
 impl Services {
+    /// The reuse window of a read living `lifetime` seconds in `class` (0: none).
+    pub fn reuse_window(&self, class: &crate::policy::BucketClass, lifetime: u32) -> u32 {
+        crate::policy::reuse_window(self.read_reuse, class, lifetime)
+    }
+
     /// The page-token sealer, its key loaded (or made) the first time.
     async fn page_tokens(&self) -> Result<&page_token::PageTokens, ApiError> {
         self.page_tokens

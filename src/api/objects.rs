@@ -260,14 +260,15 @@ pub async fn sign_prefix(
             Err(limit) => Err(allowed.exceeds(&mut trail, limit)),
         },
     );
-    let (backend, storage, signer) = match authorized {
+    let (backend, (storage, window), signer) = match authorized {
         Ok((listable, allowed)) => {
             let backend = listable
                 .record()
                 .and_then(|r| BucketName::parse(&r.backend_bucket).map_err(|_| ApiError::Internal));
-            let storage = state
-                .class_of(listable.record()?)
-                .map(|(class, _)| class.backend.clone());
+            let storage = state.class_of(listable.record()?).map(|(class, _)| {
+                let window = state.reuse_window(class, expiry.as_secs());
+                (class.backend.clone(), window)
+            });
             allowed.done(&mut trail);
             trail.commit().await?;
             (
@@ -298,7 +299,7 @@ pub async fn sign_prefix(
                 &caller,
                 &listable,
                 &backend,
-                expiry,
+                (expiry, window),
                 &request,
                 token.as_deref(),
             )
@@ -330,7 +331,7 @@ async fn manifest_page(
     caller: &Caller,
     listable: &Listable<'_>,
     backend: &BucketName,
-    expiry: Expiry,
+    (expiry, window): (Expiry, u32),
     request: &PrefixRequest,
     token: Option<&str>,
 ) -> Result<(Vec<u8>, Option<String>), ApiError> {
@@ -355,7 +356,8 @@ async fn manifest_page(
     let requests = signable
         .iter()
         .map(|(_, name)| {
-            let url = ObjectUrl::new(ObjectMethod::Get, backend.clone(), name.clone(), expiry);
+            let mut url = ObjectUrl::new(ObjectMethod::Get, backend.clone(), name.clone(), expiry);
+            url.reuse_window = window;
             (listable.signer.clone(), url)
         })
         .collect();

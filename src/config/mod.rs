@@ -54,6 +54,9 @@ pub struct Config {
     pub signing_credentials: Vec<PathBuf>,
     /// Seconds between re-reads of the key files.
     pub signing_reload: Duration,
+    /// Seconds of the read reuse window: a GET or HEAD URL asked for again within it is the
+    /// same URL (0: off).
+    pub read_reuse: u32,
     /// Keyless signing: where Workload Identity's tokens and IAM `signBlob` are.
     pub keyless: KeylessConfig,
     /// An emulator's endpoint instead of Google's.
@@ -88,6 +91,7 @@ impl Config {
             oidc,
             signing_credentials: signing.credentials,
             signing_reload: signing.reload,
+            read_reuse: signing.read_reuse,
             keyless: signing.keyless,
             storage_endpoint: signing.storage_endpoint,
             policies_dir: PathBuf::from(
@@ -166,6 +170,12 @@ mod tests {
             ("BROKER_SIGNING_CREDENTIALS", "/a.json,/b.json,/c.json"),
             ("BROKER_METADATA_URL", "metadata.google.internal"),
             ("BROKER_IAM_CONCURRENCY", "lots"),
+            ("BROKER_IAM_CONCURRENCY", "0"),
+            ("BROKER_IAM_QUOTA_PER_MINUTE", "10"),
+            ("BROKER_KEYLESS_HMAC", "maybe"),
+            ("BROKER_KEYLESS_HMAC_ROTATION_SECONDS", "5"),
+            ("BROKER_READ_REUSE_SECONDS", "151201"),
+            ("BROKER_READ_REUSE_SECONDS", "-1"),
             ("BROKER_SIGNING_RELOAD_SECONDS", "-5"),
             ("BROKER_STORAGE_ENDPOINT", "http://[::1"),
         ] {

@@ -16,8 +16,17 @@ pub struct KeylessConfig {
     pub sts_url: String,
     /// Sign as this service account instead of the workload's own (needs Token Creator on it).
     pub service_account: Option<String>,
-    /// signBlob calls in flight at most, across all requests.
+    /// signBlob calls in flight at most, across all requests (fewer while latency allows).
     pub concurrency: usize,
+    /// signBlob calls a minute this replica may make: its share of the project's quota.
+    pub quota_per_minute: u32,
+    /// Fast keyless signing: an HMAC key of the service account, made through the JSON API,
+    /// held in memory and rotated every `hmac_rotation`.
+    pub hmac: bool,
+    pub hmac_rotation: Duration,
+    /// The project that owns the service account (for its HMAC keys); by default the metadata
+    /// server's, else the one in the service account's address.
+    pub project: Option<String>,
     /// How long the start waits for the metadata server to name the service account (on a
     /// fresh GKE node it may answer late).
     pub metadata_wait: Duration,
@@ -35,6 +44,8 @@ pub struct StorageEndpoint {
 /// The signing section.
 pub(super) struct Signing {
     pub credentials: Vec<PathBuf>,
+    /// Seconds of the read reuse window (0: off).
+    pub read_reuse: u32,
     pub reload: Duration,
     pub keyless: KeylessConfig,
     pub storage_endpoint: Option<StorageEndpoint>,
@@ -71,7 +82,17 @@ pub(super) fn signing<F: Fn(&str) -> Option<String>>(
         )?,
         sts_url: s.http_url("BROKER_GOOGLE_STS_URL", "https://sts.googleapis.com")?,
         service_account: s.get("BROKER_SIGNING_SERVICE_ACCOUNT"),
-        concurrency: s.number("BROKER_IAM_CONCURRENCY", 16, 256)?.max(1) as usize,
+        concurrency: s.number_from("BROKER_IAM_CONCURRENCY", 128, 1, 1024)? as usize,
+        quota_per_minute: s.number_from("BROKER_IAM_QUOTA_PER_MINUTE", 60_000, 60, 6_000_000)?
+            as u32,
+        hmac: s.flag("BROKER_KEYLESS_HMAC", false)?,
+        hmac_rotation: Duration::from_secs(s.number_from(
+            "BROKER_KEYLESS_HMAC_ROTATION_SECONDS",
+            86_400,
+            60,
+            30 * 86_400,
+        )?),
+        project: s.get("BROKER_GOOGLE_PROJECT"),
         metadata_wait: Duration::from_secs(s.number("BROKER_METADATA_WAIT_SECONDS", 10, 600)?),
     };
     let storage_endpoint = match s.get("BROKER_STORAGE_ENDPOINT") {
@@ -86,8 +107,10 @@ pub(super) fn signing<F: Fn(&str) -> Option<String>>(
             Some(StorageEndpoint { url, endpoint })
         }
     };
+    let read_reuse = s.number("BROKER_READ_REUSE_SECONDS", 60, 604_800 / 4)? as u32;
     Ok(Signing {
         credentials,
+        read_reuse,
         reload,
         keyless,
         storage_endpoint,

@@ -38,6 +38,13 @@ pub fn ttl_limit(class: &BucketClass, signer_max: u32) -> u32 {
     class.max_ttl.as_secs().min(signer_max)
 }
 
+/// The read reuse window of a URL living `lifetime` seconds in `class`: the setting, but at
+/// most a quarter of the class's longest lifetime and a quarter of this URL's own, so that a
+/// reused URL is valid for at least three quarters of what was asked (0: no reuse).
+pub fn reuse_window(setting: u32, class: &BucketClass, lifetime: u32) -> u32 {
+    setting.min(class.max_ttl.as_secs() / 4).min(lifetime / 4)
+}
+
 /// Refuses a lifetime of `asked` seconds above `limit`.
 pub fn check_ttl(asked: i64, limit: u32) -> Result<(), LimitExceeded> {
     if asked > i64::from(limit) {
@@ -168,6 +175,32 @@ mod tests {
             .get("c")
             .expect("class c")
             .clone()
+    }
+
+    #[test]
+    fn reuse_windows_keep_three_quarters_of_every_lifetime() {
+        // Class c allows an hour: a window of at most 900 s.
+        let c = class("\"*/*\"", None);
+        assert_eq!(reuse_window(60, &c, 900), 60);
+        assert_eq!(reuse_window(0, &c, 900), 0, "0 turns reuse off");
+        assert_eq!(
+            reuse_window(3600, &c, 3600),
+            900,
+            "a quarter of the class's limit"
+        );
+        assert_eq!(
+            reuse_window(60, &c, 100),
+            25,
+            "a quarter of the URL's own lifetime"
+        );
+        assert_eq!(reuse_window(60, &c, 3), 0, "too short a URL to reuse");
+        for lifetime in 1..=3600 {
+            let window = reuse_window(600, &c, lifetime);
+            assert!(
+                lifetime - window >= lifetime * 3 / 4,
+                "{lifetime}: {window}"
+            );
+        }
     }
 
     #[test]

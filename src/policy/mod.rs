@@ -17,7 +17,8 @@ pub use decision::{
     held_until,
 };
 pub use limits::{
-    LifetimeRefused, LimitExceeded, check_ttl, check_upload, credential_lifetime, ttl_limit,
+    LifetimeRefused, LimitExceeded, check_ttl, check_upload, credential_lifetime, reuse_window,
+    ttl_limit,
 };
 pub use management::{GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant};
 pub use names::{

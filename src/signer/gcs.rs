@@ -11,6 +11,7 @@ use crate::signing::{
 };
 use futures::StreamExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 /// Longest URL lifetime with keyless signing: Google-managed keys are only guaranteed for 12 hours.
@@ -20,7 +21,11 @@ pub const V4_MAX_EXPIRY_SECONDS: u32 = 604_800;
 
 /// Signs URLs and POST policies for the API.
 #[derive(Clone, Debug)]
-pub struct SigningService(Arc<Backend>);
+pub struct SigningService {
+    backend: Arc<Backend>,
+    /// Bumped when another key signs, so that nothing signed before is taken for its URL.
+    generation: Arc<AtomicU64>,
+}
 
 #[derive(Debug)]
 enum Backend {
@@ -39,16 +44,15 @@ enum Backend {
 impl SigningService {
     /// Signs with a local key.
     pub fn local(signer: UrlSigner) -> Self {
-        Self(Arc::new(Backend::Local(arc_swap::ArcSwap::from_pointee(
-            signer,
-        ))))
+        Self::with(Backend::Local(arc_swap::ArcSwap::from_pointee(signer)))
     }
 
     /// Signs with `key` from now on, for the same endpoint and URL style; URLs already handed
     /// out stay valid as long as the old key exists. Keyless signing has no key to replace.
     pub fn replace_key(&self, key: Arc<dyn Signer>) {
-        if let Backend::Local(current) = &*self.0 {
+        if let Backend::Local(current) = &*self.backend {
             current.rcu(|signer| Arc::new(signer.with_key(key.clone())));
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -63,18 +67,30 @@ impl SigningService {
             algorithm: Algorithm::RsaSha256,
             credential_id: iam.email().to_owned(),
         };
-        Self(Arc::new(Backend::Keyless {
+        Self::with(Backend::Keyless {
             iam,
             identity,
             endpoint,
             style,
             concurrency: concurrency.max(1),
-        }))
+        })
+    }
+
+    fn with(backend: Backend) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            generation: Arc::default(),
+        }
+    }
+
+    /// Which key signs: a new generation each time another key takes over.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The local signer (none when signing is keyless): what a batch signs with on the pool.
     pub(super) fn local_signer(&self) -> Option<Arc<UrlSigner>> {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(signer) => Some(signer.load_full()),
             Backend::Keyless { .. } => None,
         }
@@ -83,7 +99,7 @@ impl SigningService {
     /// The local key that signs now (none when signing is keyless): what the control plane's
     /// OAuth tokens are minted with, so that a rotated key reaches them too.
     pub fn current_key(&self) -> Option<Arc<dyn Signer>> {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(signer) => Some(signer.load().key()),
             Backend::Keyless { .. } => None,
         }
@@ -91,7 +107,7 @@ impl SigningService {
 
     /// Who signs.
     pub fn identity(&self) -> SigningIdentity {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(signer) => signer.load().identity().clone(),
             Backend::Keyless { identity, .. } => identity.clone(),
         }
@@ -99,7 +115,7 @@ impl SigningService {
 
     /// The longest lifetime a URL may have with this backend.
     pub fn max_expiry_seconds(&self) -> u32 {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(_) => V4_MAX_EXPIRY_SECONDS,
             Backend::Keyless { .. } => KEYLESS_MAX_EXPIRY_SECONDS,
         }
@@ -111,7 +127,7 @@ impl SigningService {
         request: UrlRequest,
         at: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(signer) => {
                 let signer = signer.load_full();
                 on_pool(Pool::Interactive, move || signer.sign(&request, at)).await?
@@ -130,17 +146,22 @@ impl SigningService {
         }
     }
 
-    /// Signs many URLs; results keep the input's order and fail one by one.
+    /// Signs many URLs, each at its time; results keep the input's order and fail one by one.
     pub async fn sign_all(
         &self,
-        requests: Vec<UrlRequest>,
-        at: OffsetDateTime,
+        requests: Vec<(UrlRequest, OffsetDateTime)>,
     ) -> Vec<Result<SignedUrl, SigningError>> {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(signer) => {
                 let signer = signer.load_full();
                 let count = requests.len();
-                match on_pool(Pool::Bulk, move || signer.sign_all(&requests, at)).await {
+                let signing = move || {
+                    requests
+                        .iter()
+                        .map(|(request, at)| signer.sign(request, *at))
+                        .collect()
+                };
+                match on_pool(Pool::Bulk, signing).await {
                     Ok(results) => results,
                     Err(err) => (0..count)
                         .map(|_| Err(SigningError::Backend(err.to_string())))
@@ -149,7 +170,7 @@ impl SigningService {
             }
             Backend::Keyless { concurrency, .. } => {
                 futures::stream::iter(requests)
-                    .map(|request| self.sign(request, at))
+                    .map(|(request, at)| self.sign(request, at))
                     .buffered(*concurrency)
                     .collect()
                     .await
@@ -163,7 +184,7 @@ impl SigningService {
         request: PostPolicyRequest,
         at: OffsetDateTime,
     ) -> Result<PostPolicy, SigningError> {
-        match &*self.0 {
+        match &*self.backend {
             Backend::Local(signer) => {
                 let signer = signer.load_full();
                 on_pool(Pool::Interactive, move || signer.post_policy(&request, at)).await?

@@ -6,9 +6,11 @@
 
 mod gcs;
 mod objects;
+mod reuse;
 
 pub use gcs::{KEYLESS_MAX_EXPIRY_SECONDS, SigningService, V4_MAX_EXPIRY_SECONDS, reload_keys};
 pub use objects::{ObjectMethod, ObjectUrl, Upload};
+pub use reuse::window_start;
 
 use crate::cloud::DelegationKeys;
 use crate::policy::BackendKind;
@@ -16,6 +18,7 @@ use crate::signing::{
     AzureSigner, BlobEndpoint, PostPolicy, PostPolicyRequest, S3Signer, SignedUrl, SigningError,
 };
 use rayon::prelude::*;
+use reuse::{ReadReuse, ReuseKey};
 use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -28,6 +31,8 @@ pub const AZURE_MAX_EXPIRY_SECONDS: u32 = 604_800;
 pub struct BackendSigner {
     kind: BackendKind,
     how: How,
+    /// Reads signed in the current reuse window.
+    reuse: ReadReuse,
 }
 
 #[derive(Clone, Debug)]
@@ -46,6 +51,7 @@ impl BackendSigner {
         Self {
             kind: BackendKind::Gcs,
             how: How::Gcs(service),
+            reuse: ReadReuse::default(),
         }
     }
 
@@ -54,6 +60,7 @@ impl BackendSigner {
         Self {
             kind: BackendKind::S3,
             how: How::S3(signer),
+            reuse: ReadReuse::default(),
         }
     }
 
@@ -62,6 +69,7 @@ impl BackendSigner {
         Self {
             kind: BackendKind::Azure,
             how: How::Azure(Arc::new(signer)),
+            reuse: ReadReuse::default(),
         }
     }
 
@@ -70,6 +78,7 @@ impl BackendSigner {
         Self {
             kind: BackendKind::Azure,
             how: How::AzureDelegated(keys, endpoint),
+            reuse: ReadReuse::default(),
         }
     }
 
@@ -94,13 +103,39 @@ impl BackendSigner {
         }
     }
 
-    /// Signs one URL. An S3 or Azure URL is an HMAC or two (about 2 µs): signed right here,
-    /// as a hop to a signing pool would cost more than the signature.
+    /// Signs one URL at `now`; a read in a reuse window is the URL signed at the window's
+    /// start, signed once per window.
     pub async fn sign(
         &self,
         url: ObjectUrl,
-        at: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
+        match ReuseKey::of(&url, now, self.generation()) {
+            Some((key, at)) => self.reuse.get_or_sign(key, self.sign_at(url, at)).await,
+            None => self.sign_at(url, now).await,
+        }
+    }
+
+    /// Signatures made for reusable reads, and reads answered without one (for benchmarks).
+    pub fn reuse_counts(&self) -> (u64, u64) {
+        self.reuse.counts()
+    }
+
+    /// Which key signs: a rotation makes a new generation, so no URL of the key before it is
+    /// reused.
+    fn generation(&self) -> u64 {
+        match &self.how {
+            How::Gcs(service) => service.generation(),
+            How::AzureDelegated(keys, _) => keys
+                .current()
+                .map_or(0, |key| key.expires_at.unix_timestamp() as u64),
+            How::S3(_) | How::Azure(_) => 0,
+        }
+    }
+
+    /// Signs one URL at `at`. An S3 or Azure URL is an HMAC or two (about 2 µs): signed right
+    /// here, as a hop to a signing pool would cost more than the signature.
+    async fn sign_at(&self, url: ObjectUrl, at: OffsetDateTime) -> Result<SignedUrl, SigningError> {
         match &self.how {
             How::Gcs(service) => service.sign(url.for_gcs(), at).await,
             _ => self.sign_hmac(&url, at),
@@ -208,25 +243,47 @@ impl Signers {
         self.by_name.get(name)
     }
 
-    /// Signs many URLs, each with its backend's signer; results keep the input's order and fail
-    /// one by one. Local keys sign on all cores; keyless GCS signing keeps its calls in flight.
+    /// Signs many URLs at `now`, each with its backend's signer; results keep the input's
+    /// order and fail one by one. Reads already signed in their reuse window are answered from
+    /// it; local keys sign the rest on all cores; keyless GCS signing keeps its calls in flight.
     pub async fn sign_all(
         &self,
         items: Vec<(Arc<BackendSigner>, ObjectUrl)>,
-        at: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Vec<Result<SignedUrl, SigningError>> {
         let count = items.len();
+        let mut results: Vec<Option<Result<SignedUrl, SigningError>>> =
+            (0..count).map(|_| None).collect();
+        let mut todo = Vec::with_capacity(count);
+        for (slot, (signer, url)) in items.into_iter().enumerate() {
+            match ReuseKey::of(&url, now, signer.generation()) {
+                Some((key, at)) => match signer.reuse.get(&key).await {
+                    Some(url) => results[slot] = Some(Ok(url)),
+                    None => todo.push(Unsigned {
+                        slot,
+                        signer,
+                        url,
+                        at,
+                        key: Some(key),
+                    }),
+                },
+                None => todo.push(Unsigned {
+                    slot,
+                    signer,
+                    url,
+                    at: now,
+                    key: None,
+                }),
+            }
+        }
         let gcs = self.gcs.local_signer();
         let local = on_pool(Pool::Bulk, move || {
-            items
-                .into_par_iter()
+            todo.into_par_iter()
                 .with_min_len(32)
-                .map(
-                    |(signer, url)| match signer.sign_local(&url, at, gcs.as_deref()) {
-                        Some(signed) => Ok(signed),
-                        None => Err(Box::new(url)),
-                    },
-                )
+                .map(|item| {
+                    let signed = item.signer.sign_local(&item.url, item.at, gcs.as_deref());
+                    (item, signed)
+                })
                 .collect::<Vec<_>>()
         })
         .await;
@@ -239,29 +296,43 @@ impl Signers {
             }
         };
         // What is left is keyless GCS: through IAM, calls in flight together.
-        let mut results = Vec::with_capacity(count);
+        let mut fresh = Vec::new();
         let mut keyless = Vec::new();
-        for (slot, outcome) in signed.into_iter().enumerate() {
+        for (item, outcome) in signed {
             match outcome {
-                Ok(result) => results.push(Some(result)),
-                Err(url) => {
-                    results.push(None);
-                    keyless.push((slot, url.for_gcs()));
-                }
+                Some(result) => fresh.push((item, result)),
+                None => keyless.push(item),
             }
         }
         if !keyless.is_empty() {
-            let (slots, requests): (Vec<usize>, Vec<_>) = keyless.into_iter().unzip();
-            let signed = self.gcs.sign_all(requests, at).await;
-            for (slot, result) in slots.into_iter().zip(signed) {
-                results[slot] = Some(result);
+            let requests = keyless
+                .iter()
+                .map(|item| (item.url.for_gcs(), item.at))
+                .collect();
+            let signed = self.gcs.sign_all(requests).await;
+            fresh.extend(keyless.into_iter().zip(signed));
+        }
+        for (item, result) in fresh {
+            if let (Some(key), Ok(url)) = (item.key, &result) {
+                item.signer.reuse.insert(key, url).await;
             }
+            results[item.slot] = Some(result);
         }
         results
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err(SigningError::Backend("not signed".into()))))
             .collect()
     }
+}
+
+/// A URL of a batch still to sign, at `at`, and where its answer goes.
+struct Unsigned {
+    slot: usize,
+    signer: Arc<BackendSigner>,
+    url: ObjectUrl,
+    at: OffsetDateTime,
+    /// Where the URL is kept for the rest of its reuse window.
+    key: Option<ReuseKey>,
 }
 
 /// Where RSA signing runs, so that it never blocks the async workers.

@@ -57,6 +57,9 @@ pub struct ObjectUrl {
     /// Sub-resource parameters, signed as given (S3 multipart: `uploads`, `uploadId`,
     /// `partNumber`).
     pub query: Vec<(String, String)>,
+    /// Seconds of the read reuse window (0: a fresh URL every time). A plain GET or HEAD asked
+    /// for again in the same window is the same URL; anything else ignores it.
+    pub reuse_window: u32,
 }
 
 impl ObjectUrl {
@@ -76,6 +79,7 @@ impl ObjectUrl {
             response_content_type: None,
             response_content_disposition: None,
             query: Vec::new(),
+            reuse_window: 0,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::helpers::{
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
 
 /// The S3 bucket behind the S3 class.
 const S3_BUCKET: &str = "broker-s3";
@@ -119,14 +120,19 @@ release = "retain"
     }
 
     async fn broker(&self) -> TestApp {
-        TestApp::spawn_with(&[
+        self.broker_with(&[]).await
+    }
+
+    async fn broker_with(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut settings = vec![
             ("BROKER_STORAGE_ENDPOINT", self.gcs.endpoint.as_str()),
             (
                 "BROKER_POLICIES_DIR",
                 self.policies.to_str().expect("utf-8"),
             ),
-        ])
-        .await
+        ];
+        settings.extend_from_slice(extra);
+        TestApp::spawn_with(&settings).await
     }
 }
 
@@ -850,4 +856,190 @@ async fn multipart_and_size_as_a_hostile_tenant_uses_them() {
     for (body, code) in cases {
         expect_problem(app.sign("alice", body).await, 400, code).await;
     }
+}
+
+/// When a URL says it stops working: `expires_at` of an answer.
+fn expires_at(answer: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        answer["expires_at"].as_str().expect("expires_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("expires_at")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_the_same_url_within_the_reuse_window_on_every_backend() {
+    let stores = Stores::start().await;
+    // A 600 s window: a 2400 s read keeps at least 1800 s.
+    let app = stores
+        .broker_with(&[("BROKER_READ_REUSE_SECONDS", "600")])
+        .await;
+    let replica = app.replica().await;
+    let cases = [
+        ("p-gcs", "project", "gcs-v4"),
+        ("p-s3", "project-s3", "s3-sigv4"),
+        ("p-az", "project-az", "azure-sas"),
+    ];
+    let alice = app.idp.token("alice");
+    for (bucket, class, protocol) in cases {
+        project_bucket(&app, bucket, class).await;
+        let body = b"the same bytes, cached".to_vec();
+        let put = json!({ "bucket": bucket, "object": "img/cat.txt", "method": "PUT",
+                          "content_type": "text/plain", "size": body.len() });
+        let first_put = signed(&app, put.clone()).await;
+        assert_eq!(first_put["protocol"], protocol);
+        let stored = send(&first_put, body.clone()).await;
+        assert!(
+            stored.status().is_success(),
+            "{bucket}: {}",
+            stored.status()
+        );
+
+        let get = json!({ "bucket": bucket, "object": "img/cat.txt", "method": "GET", "expires_in": 2400 });
+        let before = OffsetDateTime::now_utc();
+        let first = signed(&app, get.clone()).await;
+        let second = signed(&app, get.clone()).await;
+        assert_eq!(
+            first["url"], second["url"],
+            "{bucket}: a read asked twice is one URL"
+        );
+        assert_eq!(first["expires_at"], second["expires_at"]);
+        // The expiry is true, and at least the lifetime minus the window away.
+        let expires = expires_at(&first);
+        let window_start = expires - time::Duration::seconds(2400);
+        assert_eq!(
+            window_start.unix_timestamp() % 600,
+            0,
+            "{bucket}: {expires}"
+        );
+        assert!(window_start <= before, "{bucket}: signed in the future");
+        assert!(
+            expires - before >= time::Duration::seconds(1800 - 1),
+            "{bucket}: {expires}"
+        );
+        // The other replica, with the same keys and no shared state, answers the same URL.
+        let from_replica = app
+            .client
+            .post(format!("{}/v1/sign", replica.address))
+            .bearer_auth(&alice)
+            .json(&get)
+            .send()
+            .await
+            .expect("replica");
+        let from_replica: Value = from_replica.json().await.expect("json");
+        assert_eq!(
+            from_replica["url"], first["url"],
+            "{bucket}: replicas agree"
+        );
+        // And it works: the store serves the bytes.
+        let fetched = send(&first, Vec::new()).await;
+        assert_eq!(fetched.status(), 200, "{bucket}");
+        assert_eq!(
+            fetched.bytes().await.expect("bytes").to_vec(),
+            body,
+            "{bucket}"
+        );
+
+        // What is signed tells URLs apart: HEAD, an override, another lifetime.
+        let mut head = get.clone();
+        head["method"] = json!("HEAD");
+        let mut typed = get.clone();
+        typed["response_content_type"] = json!("application/octet-stream");
+        let mut shorter = get.clone();
+        shorter["expires_in"] = json!(2000);
+        let mut seen = vec![first["url"].clone()];
+        let mut shorter_expires = None;
+        for other in [head, typed, shorter] {
+            let answer = signed(&app, other.clone()).await;
+            if other["method"] == "HEAD" && protocol == "azure-sas" {
+                // A SAS binds permissions, not the method: `r` reads with GET and HEAD alike.
+                assert_eq!(answer["url"], first["url"]);
+                continue;
+            }
+            assert!(
+                !seen.contains(&answer["url"]),
+                "{bucket}: {other} reused another URL"
+            );
+            seen.push(answer["url"].clone());
+            shorter_expires = Some(expires_at(&answer));
+        }
+
+        // A batch answers the same URL for the same read, twice in it.
+        let batch = app
+            .post(
+                "/v1/sign/batch",
+                &alice,
+                &json!({ "items": [get.clone(), get.clone()] }),
+            )
+            .await;
+        let batch: Value = batch.json().await.expect("batch");
+        for result in batch["results"].as_array().expect("results") {
+            assert_eq!(result["url"], first["url"], "{bucket}: batch");
+        }
+
+        // Uploads are never reused: a second later, another URL.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let second_put = signed(&app, put.clone()).await;
+        assert_ne!(
+            first_put["url"], second_put["url"],
+            "{bucket}: an upload was reused"
+        );
+        let mut delete = get.clone();
+        delete["method"] = json!("DELETE");
+        let deletes = [signed(&app, delete.clone()).await, {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            signed(&app, delete.clone()).await
+        }];
+        assert_ne!(
+            deletes[0]["url"], deletes[1]["url"],
+            "{bucket}: a delete was reused"
+        );
+
+        // Every read was authorized and audited on its own, with the URL's true expiry.
+        let rows: Vec<(Option<OffsetDateTime>,)> = sqlx::query_as(
+            "SELECT expires_at FROM audit_events WHERE bucket = $1 AND method = 'GET' AND decision = 'allow' AND object = 'img/cat.txt'",
+        )
+        .bind(bucket)
+        .fetch_all(&app.pool)
+        .await
+        .expect("audit");
+        // Two asks, the replica's, two in the batch, the override: one expiry. The shorter
+        // read (its window a quarter of its 2000 s): its own.
+        let same = rows.iter().filter(|(at,)| *at == Some(expires)).count();
+        let shorter = rows.iter().filter(|(at,)| *at == shorter_expires).count();
+        assert_eq!(
+            (same, shorter, rows.len()),
+            (6, 1, 7),
+            "{bucket}: {rows:?} vs {expires}"
+        );
+    }
+
+    // Revocation is unaffected: a reader whose grant is gone never reaches the reused URL.
+    let bob = app.idp.token("bob");
+    app.grant("p-gcs", "img/", "user:bob", "viewer", None).await;
+    app.wait_for_change_feed(&app.address).await;
+    let get =
+        json!({ "bucket": "p-gcs", "object": "img/cat.txt", "method": "GET", "expires_in": 2400 });
+    let bobs = app.post("/v1/sign", &bob, &get).await;
+    assert_eq!(bobs.status(), 200);
+    sqlx::query("DELETE FROM grants WHERE principal = 'user:bob'")
+        .execute(&app.pool)
+        .await
+        .expect("revoke");
+    crate::helpers::within_propagation_limit("bob is refused after the revocation", || {
+        let (app, bob, get) = (&app, &bob, &get);
+        async move { app.post("/v1/sign", bob, get).await.status() == 404 }
+    })
+    .await;
+
+    // With the window off, the same read a second later is another URL.
+    let off = stores
+        .broker_with(&[("BROKER_READ_REUSE_SECONDS", "0")])
+        .await;
+    let get =
+        json!({ "bucket": off.personal_bucket("alice").await, "object": "x.txt", "method": "GET" });
+    let first = signed(&off, get.clone()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = signed(&off, get.clone()).await;
+    assert_ne!(first["url"], second["url"]);
 }

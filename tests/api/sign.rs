@@ -1,6 +1,6 @@
 //! `POST /v1/sign`: the owner signs in her bucket; everyone else is refused the right way.
 
-use crate::helpers::{TestApp, expect_problem, fixture};
+use crate::helpers::{TestApp, expect_problem, fixture, signed_at};
 use serde_json::{Value, json};
 use storage_broker::signing::{
     BucketName, Expiry, Method, ObjectName, UrlRequest, UrlSigner, load_signer,
@@ -81,11 +81,15 @@ async fn alice_signs_in_her_bucket() {
         &Iso8601::DEFAULT,
     )
     .expect("time");
+    // A read is signed at the start of its reuse window (60 s by default): valid for its
+    // 900 s from then, so for 840 to 900 s from now, and `expires_at` says exactly when.
     let left = expires - OffsetDateTime::now_utc();
     assert!(
-        left.whole_seconds() > 890 && left.whole_seconds() <= 900,
+        left.whole_seconds() >= 838 && left.whole_seconds() <= 900,
         "{left}"
     );
+    assert_eq!(expires - signed_at(url), time::Duration::seconds(900));
+    assert_eq!(signed_at(url).unix_timestamp() % 60, 0);
 
     // An upload binds the content type and the size limit; the client is told what to send.
     let put = app

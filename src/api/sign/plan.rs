@@ -139,6 +139,8 @@ pub(super) fn plan(
     }
     url.response_content_type = request.response_content_type.clone();
     url.response_content_disposition = request.response_content_disposition.clone();
+    // Reads only: the signer reuses nothing else.
+    url.reuse_window = state.reuse_window(class, expiry.as_secs());
     let shape = Shape {
         method,
         protocol: signer.protocol(),
