@@ -4,7 +4,9 @@ use crate::api::{AppState, Services, router};
 use crate::backends::{ControlPlane, Gcs};
 use crate::cloud::vend::Vendor;
 use crate::cloud::vend::gcs::{Downscoper, SourceTokens};
-use crate::cloud::{GOOGLE_TOKEN_URI, IamSigner, MetadataServer, ServiceAccountTokens};
+use crate::cloud::{
+    GOOGLE_TOKEN_URI, HmacKeyConfig, HmacKeys, IamSigner, MetadataServer, ServiceAccountTokens,
+};
 use crate::config::Config;
 use crate::identity::{JwksSource, KeyStore, TokenRules, TokenVerifier};
 use crate::policy::Policies;
@@ -238,11 +240,21 @@ impl Application {
             .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
         let key_files = KeyFiles::new(config.signing_credentials.clone());
         let mut keyless_email = None;
+        let mut fast_keys = None;
         let (signer, metadata, key) = if config.signing_credentials.is_empty() {
             let (iam, metadata) = keyless_signer(&config.keyless, http.clone()).await?;
             keyless_email = Some(iam.email().to_owned());
-            let signer =
-                SigningService::keyless(iam, endpoint, UrlStyle::Path, config.keyless.concurrency);
+            if config.keyless.hmac {
+                let keys = hmac_keys(config, &iam, &endpoint, http.clone()).await?;
+                fast_keys = Some(keys);
+            }
+            let signer = SigningService::keyless(
+                iam,
+                endpoint,
+                UrlStyle::Path,
+                config.keyless.concurrency,
+                fast_keys.clone(),
+            );
             (signer, Some(metadata), None)
         } else {
             let key = key_files
@@ -380,6 +392,9 @@ impl Application {
             page_tokens: Default::default(),
         });
 
+        if let Some(keys) = fast_keys {
+            background.push(("HMAC key rotation", keys.spawn()));
+        }
         if let Some(key) = key {
             background.push((
                 "key reloader",
@@ -578,8 +593,53 @@ async fn keyless_signer(
         metadata.clone(),
         http,
         config.concurrency,
+        config.quota_per_minute,
     );
     Ok((Arc::new(iam), metadata))
+}
+
+/// Fast keyless signing: the service account's HMAC keys, in its project (from
+/// `BROKER_GOOGLE_PROJECT`, the metadata server, or the service account's address), through the
+/// JSON API at `BROKER_STORAGE_ENDPOINT` or Google's.
+async fn hmac_keys(
+    config: &Config,
+    iam: &IamSigner,
+    endpoint: &Endpoint,
+    http: reqwest::Client,
+) -> Result<Arc<HmacKeys>, StartError> {
+    let keyless = &config.keyless;
+    let project = match &keyless.project {
+        Some(project) => project.clone(),
+        None => match iam.metadata().project_id().await {
+            Ok(project) => project,
+            Err(err) => crate::cloud::project_of(iam.email()).ok_or_else(|| {
+                start_error(
+                    "BROKER_GOOGLE_PROJECT",
+                    format!("not set, and the project of {} is unknown ({err}): name the project of the service account", iam.email()),
+                )
+            })?,
+        },
+    };
+    let api = config
+        .storage_endpoint
+        .as_ref()
+        .map_or("https://storage.googleapis.com", |s| s.url.as_str());
+    let keys = HmacKeys::new(
+        HmacKeyConfig {
+            api: api.to_owned(),
+            project,
+            service_account: iam.email().to_owned(),
+            rotation: keyless.hmac_rotation,
+            longest_url: Duration::from_secs(u64::from(crate::signer::KEYLESS_MAX_EXPIRY_SECONDS)),
+            warmup: keyless.hmac_warmup,
+            endpoint: endpoint.clone(),
+            style: UrlStyle::Path,
+        },
+        iam.metadata().clone(),
+        http,
+    )
+    .map_err(|e| start_error("BROKER_STORAGE_ENDPOINT", e))?;
+    Ok(Arc::new(keys))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -32,10 +32,12 @@ impl MetadataServer {
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, CloudError> {
-        let url = format!(
-            "{}/computeMetadata/v1/instance/service-accounts/default/{path}",
-            self.base
-        );
+        self.get_path(&format!("instance/service-accounts/default/{path}"))
+            .await
+    }
+
+    async fn get_path(&self, path: &str) -> Result<reqwest::Response, CloudError> {
+        let url = format!("{}/computeMetadata/v1/{path}", self.base);
         let response = self
             .http
             .get(&url)
@@ -68,6 +70,21 @@ impl MetadataServer {
             )));
         }
         Ok(email.to_owned())
+    }
+
+    /// The project the workload runs in.
+    pub async fn project_id(&self) -> Result<String, CloudError> {
+        let project = self
+            .get_path("project/project-id")
+            .await?
+            .text()
+            .await
+            .map_err(|e| CloudError(format!("metadata server: {e}")))?;
+        let project = project.trim();
+        if project.is_empty() {
+            return Err(CloudError("metadata server: no project id".into()));
+        }
+        Ok(project.to_owned())
     }
 
     /// An access token for the workload's service account.

@@ -5,6 +5,7 @@
 //! [`crate::signing`] stays pure, and [`crate::signer`] composes the two.
 
 mod azure;
+mod hmac_keys;
 mod iam;
 mod metadata;
 mod oauth;
@@ -14,7 +15,8 @@ pub use azure::{
     DEFAULT_AUTHORITY_HOST, DelegationKey, DelegationKeys, EntraTokens, MAX_KEY_LIFETIME,
     STORAGE_SCOPE, WorkloadIdentity,
 };
-pub use iam::IamSigner;
+pub use hmac_keys::{HmacKeyConfig, HmacKeys, project_of};
+pub use iam::{IamCounts, IamSigner};
 pub use metadata::MetadataServer;
 pub use oauth::{GOOGLE_TOKEN_URI, KeySource, ServiceAccountTokens};
 

@@ -24,6 +24,8 @@ pub struct KeylessConfig {
     /// held in memory and rotated every `hmac_rotation`.
     pub hmac: bool,
     pub hmac_rotation: Duration,
+    /// From a key's creation to its first signature (Google: up to a minute to be accepted).
+    pub hmac_warmup: Duration,
     /// The project that owns the service account (for its HMAC keys); by default the metadata
     /// server's, else the one in the service account's address.
     pub project: Option<String>,
@@ -91,6 +93,11 @@ pub(super) fn signing<F: Fn(&str) -> Option<String>>(
             86_400,
             60,
             30 * 86_400,
+        )?),
+        hmac_warmup: Duration::from_secs(s.number(
+            "BROKER_KEYLESS_HMAC_WARMUP_SECONDS",
+            60,
+            600,
         )?),
         project: s.get("BROKER_GOOGLE_PROJECT"),
         metadata_wait: Duration::from_secs(s.number("BROKER_METADATA_WAIT_SECONDS", 10, 600)?),

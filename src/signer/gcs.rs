@@ -4,7 +4,7 @@
 //! [`prepare_post_policy`] produce.
 
 use super::{Pool, on_pool};
-use crate::cloud::IamSigner;
+use crate::cloud::{HmacKeys, IamSigner};
 use crate::signing::{
     Algorithm, Endpoint, KeyFiles, PostPolicy, PostPolicyRequest, SignedUrl, Signer, SigningError,
     SigningIdentity, UrlRequest, UrlSigner, UrlStyle, prepare_post_policy, prepare_url,
@@ -38,6 +38,8 @@ enum Backend {
         style: UrlStyle,
         /// signBlob calls one batch keeps in flight.
         concurrency: usize,
+        /// Fast keyless signing: the service account's own HMAC key, when it has one.
+        fast: Option<Arc<HmacKeys>>,
     },
 }
 
@@ -56,12 +58,14 @@ impl SigningService {
         }
     }
 
-    /// Signs through IAM `signBlob`; a batch keeps at most `concurrency` calls in flight.
+    /// Signs through IAM `signBlob`, or locally with an HMAC key of the service account from
+    /// `fast` whenever it holds one; a batch keeps at most `concurrency` calls in flight.
     pub fn keyless(
         iam: Arc<IamSigner>,
         endpoint: Endpoint,
         style: UrlStyle,
         concurrency: usize,
+        fast: Option<Arc<HmacKeys>>,
     ) -> Self {
         let identity = SigningIdentity {
             algorithm: Algorithm::RsaSha256,
@@ -73,6 +77,7 @@ impl SigningService {
             endpoint,
             style,
             concurrency: concurrency.max(1),
+            fast,
         })
     }
 
@@ -85,14 +90,39 @@ impl SigningService {
 
     /// Which key signs: a new generation each time another key takes over.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        let fast = match &*self.backend {
+            Backend::Keyless {
+                fast: Some(fast), ..
+            } => fast.current().map_or(0, |(serial, _)| serial),
+            _ => 0,
+        };
+        self.generation.load(Ordering::Acquire) + (fast << 32)
     }
 
-    /// The local signer (none when signing is keyless): what a batch signs with on the pool.
+    /// The HMAC key of fast keyless signing, when it signs now.
+    fn fast_signer(&self) -> Option<Arc<UrlSigner>> {
+        match &*self.backend {
+            Backend::Keyless {
+                fast: Some(fast), ..
+            } => fast.current().map(|(_, signer)| signer),
+            _ => None,
+        }
+    }
+
+    /// IAM's counts, when signing is keyless (for benchmarks).
+    pub fn iam_counts(&self) -> Option<crate::cloud::IamCounts> {
+        match &*self.backend {
+            Backend::Keyless { iam, .. } => Some(iam.counts()),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// The local signer (none when signing is keyless, unless with the service account's HMAC
+    /// key): what a batch signs with on the pool.
     pub(super) fn local_signer(&self) -> Option<Arc<UrlSigner>> {
         match &*self.backend {
             Backend::Local(signer) => Some(signer.load_full()),
-            Backend::Keyless { .. } => None,
+            Backend::Keyless { .. } => self.fast_signer(),
         }
     }
 
@@ -139,6 +169,10 @@ impl SigningService {
                 style,
                 ..
             } => {
+                // An HMAC signature costs microseconds: signed right here.
+                if let Some(fast) = self.fast_signer() {
+                    return fast.sign(&request, at);
+                }
                 let prepared = prepare_url(identity, endpoint, style, &request, at)?;
                 let signature = iam.sign_blob(prepared.string_to_sign().as_bytes()).await?;
                 Ok(prepared.finish(&signature))
@@ -196,6 +230,9 @@ impl SigningService {
                 style,
                 ..
             } => {
+                if let Some(fast) = self.fast_signer() {
+                    return fast.post_policy(&request, at);
+                }
                 let prepared = prepare_post_policy(identity, endpoint, style, &request, at)?;
                 let signature = iam.sign_blob(prepared.string_to_sign().as_bytes()).await?;
                 Ok(prepared.finish(&signature))
