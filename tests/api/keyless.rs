@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use storage_broker::signing::{
     BucketName, Endpoint, Method, ObjectName, UrlRequest, UrlSigner, UrlStyle, load_signer,
     rsa_key_from_pem,
@@ -29,6 +29,76 @@ struct Seen {
     fail_next: AtomicUsize,
     /// Answer every signBlob call with 403 (no Token Creator role).
     deny: std::sync::atomic::AtomicBool,
+    /// Milliseconds each signBlob and JSON API call takes (default 10).
+    latency_ms: AtomicU64,
+    /// signBlob calls allowed per wall-clock second, 429 past it (0: no quota).
+    quota_per_second: AtomicUsize,
+    /// The current second and the calls made in it.
+    window: std::sync::Mutex<(u64, usize)>,
+    throttled: AtomicUsize,
+    /// The service account's HMAC keys, as the JSON API holds them.
+    hmac_keys: std::sync::Mutex<Vec<FakeHmacKey>>,
+    /// Answer key creation with 403 (an organization policy).
+    hmac_denied: std::sync::atomic::AtomicBool,
+    hmac_created: AtomicUsize,
+}
+
+#[derive(Clone, Debug)]
+struct FakeHmacKey {
+    access_id: String,
+    secret: String,
+    state: String,
+    created: time::OffsetDateTime,
+    updated: time::OffsetDateTime,
+}
+
+impl FakeHmacKey {
+    fn metadata(&self) -> Value {
+        let rfc3339 = |at: time::OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .expect("time")
+        };
+        json!({
+            "kind": "storage#hmacKeyMetadata",
+            "accessId": self.access_id,
+            "id": format!("storage-broker-test/{}", self.access_id),
+            "projectId": "storage-broker-test",
+            "serviceAccountEmail": EMAIL,
+            "state": self.state,
+            "timeCreated": rfc3339(self.created),
+            "updated": rfc3339(self.updated),
+            "etag": "e",
+        })
+    }
+}
+
+impl Seen {
+    async fn latency(&self) {
+        let ms = self.latency_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(if ms == 0 {
+            10
+        } else {
+            ms
+        }))
+        .await;
+    }
+
+    /// True when this call is past the quota of its second.
+    fn over_quota(&self) -> bool {
+        let quota = self.quota_per_second.load(Ordering::SeqCst);
+        if quota == 0 {
+            return false;
+        }
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut window = self.window.lock().expect("window");
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        window.1 += 1;
+        window.1 > quota
+    }
 }
 
 struct FakeGoogle {
@@ -61,7 +131,22 @@ impl FakeGoogle {
                     },
                 ),
             )
+            .route(
+                "/computeMetadata/v1/project/project-id",
+                get(|headers: HeaderMap| async move {
+                    metadata_flavor(&headers)?;
+                    Ok::<_, StatusCode>("storage-broker-test")
+                }),
+            )
             .route("/v1/projects/-/serviceAccounts/{call}", post(sign_blob))
+            .route(
+                "/storage/v1/projects/{project}/hmacKeys",
+                get(list_hmac_keys).post(create_hmac_key),
+            )
+            .route(
+                "/storage/v1/projects/{project}/hmacKeys/{access_id}",
+                axum::routing::put(update_hmac_key).delete(delete_hmac_key),
+            )
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -110,8 +195,16 @@ async fn sign_blob(
     }
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.most_in_flight.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let over = seen.over_quota();
+    seen.latency().await;
     seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if over {
+        seen.throttled.fetch_add(1, Ordering::SeqCst);
+        return fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Quota exceeded for quota metric 'Sign blob requests'",
+        );
+    }
     if seen.deny.load(Ordering::SeqCst) {
         return fail(
             StatusCode::FORBIDDEN,
@@ -145,6 +238,117 @@ async fn sign_blob(
     Ok(Json(
         json!({ "keyId": "fake-key", "signedBlob": STANDARD.encode(signature) }),
     ))
+}
+
+/// The JSON API's checks: the workload's token, this project, this service account.
+fn json_api_caller(headers: &HeaderMap, project: &str) -> Result<(), (StatusCode, String)> {
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !bearer.starts_with("Bearer ya29.fake-") {
+        return Err((StatusCode::UNAUTHORIZED, "no token".into()));
+    }
+    if project != "storage-broker-test" {
+        return Err((StatusCode::NOT_FOUND, format!("no project {project:?}")));
+    }
+    Ok(())
+}
+
+async fn create_hmac_key(
+    State(seen): State<Arc<Seen>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    json_api_caller(&headers, &project)?;
+    seen.latency().await;
+    seen.hmac_created.fetch_add(1, Ordering::SeqCst);
+    if query.get("serviceAccountEmail").map(String::as_str) != Some(EMAIL) {
+        return Err((StatusCode::BAD_REQUEST, "serviceAccountEmail".into()));
+    }
+    if seen.hmac_denied.load(Ordering::SeqCst) {
+        return Err((
+            StatusCode::PRECONDITION_FAILED,
+            r#"{"error":{"code":412,"message":"Request violates constraint 'constraints/iam.disableServiceAccountKeyCreation'","errors":[{"reason":"conditionNotMet"}]}}"#.into(),
+        ));
+    }
+    let mut keys = seen.hmac_keys.lock().expect("keys");
+    if keys.iter().filter(|k| k.state != "DELETED").count() >= 10 {
+        return Err((StatusCode::FORBIDDEN, r#"{"error":{"code":403,"message":"Service account HMAC key limit reached","errors":[{"reason":"quotaExceeded"}]}}"#.into()));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let key = FakeHmacKey {
+        access_id: format!("GOOG1FAKE{}", uuid::Uuid::new_v4().simple()).to_uppercase(),
+        secret: STANDARD.encode(uuid::Uuid::new_v4().as_bytes()),
+        state: "ACTIVE".into(),
+        created: now,
+        updated: now,
+    };
+    keys.push(key.clone());
+    Ok(Json(
+        json!({ "kind": "storage#hmacKey", "metadata": key.metadata(), "secret": key.secret }),
+    ))
+}
+
+async fn list_hmac_keys(
+    State(seen): State<Arc<Seen>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    json_api_caller(&headers, &project)?;
+    seen.latency().await;
+    let keys = seen.hmac_keys.lock().expect("keys");
+    let items: Vec<Value> = keys
+        .iter()
+        .filter(|k| k.state != "DELETED")
+        .map(FakeHmacKey::metadata)
+        .collect();
+    Ok(Json(
+        json!({ "kind": "storage#hmacKeysMetadata", "items": items }),
+    ))
+}
+
+async fn update_hmac_key(
+    State(seen): State<Arc<Seen>>,
+    Path((project, access_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, (StatusCode, String)> {
+    json_api_caller(&headers, &project)?;
+    let mut keys = seen.hmac_keys.lock().expect("keys");
+    let key = keys
+        .iter_mut()
+        .find(|k| k.access_id == access_id)
+        .ok_or((StatusCode::NOT_FOUND, "no such key".into()))?;
+    let state = body["state"].as_str().unwrap_or("");
+    if !["ACTIVE", "INACTIVE"].contains(&state) || key.state == "DELETED" {
+        return Err((StatusCode::BAD_REQUEST, "bad state".into()));
+    }
+    key.state = state.into();
+    key.updated = time::OffsetDateTime::now_utc();
+    Ok(Json(key.metadata()))
+}
+
+async fn delete_hmac_key(
+    State(seen): State<Arc<Seen>>,
+    Path((project, access_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, (StatusCode, String)> {
+    json_api_caller(&headers, &project)?;
+    let mut keys = seen.hmac_keys.lock().expect("keys");
+    let key = keys
+        .iter_mut()
+        .find(|k| k.access_id == access_id)
+        .ok_or((StatusCode::NOT_FOUND, "no such key".into()))?;
+    if key.state != "INACTIVE" {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "Cannot delete keys in 'ACTIVE' state".into(),
+        ));
+    }
+    key.state = "DELETED".into();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,4 +533,172 @@ async fn keyless_without_a_metadata_server_names_the_setting() {
     };
     assert_eq!(err.setting, "BROKER_SIGNING_CREDENTIALS");
     assert!(err.message.contains("keyless"), "{err}");
+}
+
+/// A key some replica made `hours_ago`, in `state` since `updated_minutes_ago`.
+fn old_key(id: &str, state: &str, hours_ago: i64, updated_minutes_ago: i64) -> FakeHmacKey {
+    let now = time::OffsetDateTime::now_utc();
+    FakeHmacKey {
+        access_id: id.into(),
+        secret: "not-ours".into(),
+        state: state.into(),
+        created: now - time::Duration::hours(hours_ago),
+        updated: now - time::Duration::minutes(updated_minutes_ago),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_keyless_signs_with_its_own_hmac_key_and_retires_spent_ones() {
+    let google = FakeGoogle::start().await;
+    // Left by replicas: one spent and active (a crash), one spent and inactive for 10 minutes,
+    // one in use by a live replica (an hour old), one spent but inactive only a minute.
+    *google.seen.hmac_keys.lock().expect("keys") = vec![
+        old_key("GOOG1CRASHED", "ACTIVE", 72, 72 * 60),
+        old_key("GOOG1INACTIVE", "INACTIVE", 72, 10),
+        old_key("GOOG1LIVE", "ACTIVE", 1, 60),
+        old_key("GOOG1JUSTOFF", "INACTIVE", 72, 1),
+    ];
+    let app = google
+        .app(&[
+            ("BROKER_KEYLESS_HMAC", "true"),
+            ("BROKER_KEYLESS_HMAC_WARMUP_SECONDS", "0"),
+            ("BROKER_STORAGE_ENDPOINT", google.url.as_str()),
+        ])
+        .await;
+    let get = json!({ "bucket": "u-alice", "object": "photos/cat.jpg", "method": "GET", "expires_in": 600 });
+    // The key is made in the background; signBlob signs until it is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let url = loop {
+        let answer: Value = app
+            .sign("alice", get.clone())
+            .await
+            .json()
+            .await
+            .expect("json");
+        let url = answer["url"].as_str().expect("url").to_owned();
+        if url.contains("X-Goog-Algorithm=GOOG4-HMAC-SHA256") {
+            break url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never signed with an HMAC key: {url}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let ours: Vec<FakeHmacKey> = google
+        .seen
+        .hmac_keys
+        .lock()
+        .expect("keys")
+        .iter()
+        .filter(|k| k.access_id.starts_with("GOOG1FAKE"))
+        .cloned()
+        .collect();
+    assert_eq!(ours.len(), 1, "one key made");
+    // Exactly the URL the key's secret signs: the broker held the secret the API gave once.
+    let local = UrlSigner::new(
+        Arc::new(storage_broker::signing::HmacSigner::new(
+            ours[0].access_id.clone(),
+            &ours[0].secret,
+        )),
+        Endpoint::custom(&google.url, storage_broker::signing::Scheme::Https).expect("endpoint"),
+        UrlStyle::Path,
+    );
+    let request = UrlRequest::new(
+        Method::Get,
+        BucketName::parse("storage-broker-data").expect("bucket"),
+        Some(ObjectName::parse("users/alice/photos/cat.jpg").expect("name")),
+        storage_broker::signing::Expiry::from_secs(600).expect("expiry"),
+    );
+    assert_eq!(
+        url,
+        local.sign(&request, signed_at(&url)).expect("local").url
+    );
+
+    // From now on no signBlob call: single URLs, uploads and a batch sign locally.
+    let signed_blobs = google.seen.signed.load(Ordering::SeqCst);
+    let put = app
+        .sign(
+            "alice",
+            json!({ "bucket": "u-alice", "object": "up.bin", "method": "PUT" }),
+        )
+        .await;
+    assert_eq!(put.status(), 200);
+    let items: Vec<Value> = (0..200)
+        .map(|i| json!({ "bucket": "u-alice", "object": format!("b/{i}.jpg"), "method": "GET" }))
+        .collect();
+    let answer: Value = app
+        .post(
+            "/v1/sign/batch",
+            &app.idp.token("alice"),
+            &json!({ "items": items }),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 200);
+    assert!(results.iter().all(|r| {
+        r["url"]
+            .as_str()
+            .is_some_and(|u| u.contains(&ours[0].access_id))
+    }));
+    assert_eq!(google.seen.signed.load(Ordering::SeqCst), signed_blobs);
+
+    // The sweep at start: the crashed replica's key deactivated, the long-inactive one deleted;
+    // the live replica's key, the one inactive only a minute and ours left alone.
+    let states: std::collections::HashMap<String, String> = google
+        .seen
+        .hmac_keys
+        .lock()
+        .expect("keys")
+        .iter()
+        .map(|k| (k.access_id.clone(), k.state.clone()))
+        .collect();
+    assert_eq!(states["GOOG1CRASHED"], "INACTIVE");
+    assert_eq!(states["GOOG1INACTIVE"], "DELETED");
+    assert_eq!(states["GOOG1LIVE"], "ACTIVE");
+    assert_eq!(states["GOOG1JUSTOFF"], "INACTIVE");
+    assert_eq!(states[&ours[0].access_id], "ACTIVE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_keyless_falls_back_to_sign_blob_when_keys_are_forbidden() {
+    let google = FakeGoogle::start().await;
+    google.seen.hmac_denied.store(true, Ordering::SeqCst);
+    let app = google
+        .app(&[
+            ("BROKER_KEYLESS_HMAC", "true"),
+            ("BROKER_KEYLESS_HMAC_WARMUP_SECONDS", "0"),
+            ("BROKER_STORAGE_ENDPOINT", google.url.as_str()),
+        ])
+        .await;
+    crate::helpers::within_propagation_limit("the broker asked for a key", || async {
+        google.seen.hmac_created.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    for i in 0..3 {
+        let answer: Value = app
+            .sign(
+                "alice",
+                json!({ "bucket": "u-alice", "object": format!("{i}.txt"), "method": "GET" }),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let url = answer["url"].as_str().expect("url");
+        assert!(url.contains("X-Goog-Algorithm=GOOG4-RSA-SHA256"), "{url}");
+    }
+    assert!(
+        google.seen.signed.load(Ordering::SeqCst) >= 3,
+        "signBlob signed"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        google.seen.hmac_created.load(Ordering::SeqCst),
+        1,
+        "a refusal for good is not retried"
+    );
 }
