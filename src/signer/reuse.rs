@@ -89,7 +89,8 @@ pub fn window_start(now: OffsetDateTime, window: u32) -> Option<OffsetDateTime> 
 #[derive(Clone, Debug)]
 pub(super) struct ReadReuse {
     urls: moka::future::Cache<ReuseKey, Arc<SignedUrl>>,
-    hits: Arc<AtomicU64>,
+    /// Reusable reads asked for, and those that needed a signature.
+    asked: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
 }
 
@@ -105,7 +106,7 @@ impl Default for ReadReuse {
                 })
                 .time_to_live(LONGEST_WINDOW)
                 .build(),
-            hits: Arc::default(),
+            asked: Arc::default(),
             misses: Arc::default(),
         }
     }
@@ -122,6 +123,7 @@ impl ReadReuse {
     where
         F: Future<Output = Result<SignedUrl, SigningError>>,
     {
+        self.asked.fetch_add(1, Ordering::Relaxed);
         let misses = &self.misses;
         let signed = self
             .urls
@@ -136,10 +138,10 @@ impl ReadReuse {
         }
     }
 
-    /// The URL of `key` if this window has one.
+    /// The URL of `key` if this window has one (if not, [`Self::insert`] it once signed).
     pub(super) async fn get(&self, key: &ReuseKey) -> Option<SignedUrl> {
+        self.asked.fetch_add(1, Ordering::Relaxed);
         let url = self.urls.get(key).await?;
-        self.hits.fetch_add(1, Ordering::Relaxed);
         Some((*url).clone())
     }
 
@@ -151,10 +153,9 @@ impl ReadReuse {
 
     /// Signatures made for reusable reads, and reads answered without one.
     pub(super) fn counts(&self) -> (u64, u64) {
-        (
-            self.misses.load(Ordering::Relaxed),
-            self.hits.load(Ordering::Relaxed),
-        )
+        let misses = self.misses.load(Ordering::Relaxed);
+        let asked = self.asked.load(Ordering::Relaxed);
+        (misses, asked.saturating_sub(misses))
     }
 }
 

@@ -702,3 +702,344 @@ async fn fast_keyless_falls_back_to_sign_blob_when_keys_are_forbidden() {
         "a refusal for good is not retried"
     );
 }
+
+/// The CPU time this process has used, in seconds (`/proc/self/stat`, in clock ticks of 10 ms).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+fn percentile(mut samples: Vec<f64>, p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Object ranks drawn from a Zipf distribution over `n` objects with exponent `s` (inverse
+/// CDF over the cumulative weights, xorshift for randomness: the same draws every run).
+struct Zipf {
+    cumulative: Vec<f64>,
+    state: u64,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Self {
+        let mut total = 0.0;
+        let cumulative = (1..=n)
+            .map(|k| {
+                total += 1.0 / (k as f64).powf(s);
+                total
+            })
+            .collect();
+        Self {
+            cumulative,
+            state: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    fn next(&mut self) -> usize {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let total = *self.cumulative.last().expect("objects");
+        let u = (self.state >> 11) as f64 / (1u64 << 53) as f64 * total;
+        self.cumulative.partition_point(|c| *c < u)
+    }
+}
+
+/// Streams a batch of `count` GETs as NDJSON: (seconds to the first line, seconds in all,
+/// URLs answered, item errors).
+async fn timed_batch(app: &TestApp, count: usize, tag: &str) -> (f64, f64, usize, usize) {
+    let items: Vec<Value> = (0..count)
+        .map(
+            |i| json!({ "bucket": "u-alice", "object": format!("{tag}/{i}.jpg"), "method": "GET" }),
+        )
+        .collect();
+    let started = std::time::Instant::now();
+    let mut response = app
+        .client
+        .post(app.url("/v1/sign/batch"))
+        .bearer_auth(app.idp.token("alice"))
+        .header("accept", "application/x-ndjson")
+        .json(&json!({ "items": items }))
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(response.status(), 200);
+    let (mut first, mut body) = (None, Vec::new());
+    while let Some(chunk) = response.chunk().await.expect("chunk") {
+        first.get_or_insert_with(|| started.elapsed().as_secs_f64());
+        body.extend_from_slice(&chunk);
+    }
+    let total = started.elapsed().as_secs_f64();
+    let lines: Vec<Value> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("line"))
+        .collect();
+    let urls = lines.iter().filter(|l| l["url"].is_string()).count();
+    (first.unwrap_or(total), total, urls, lines.len() - urls)
+}
+
+/// Single URLs one after another, each another object (no reuse): p50 and p99 in ms.
+async fn single_latencies(app: &TestApp, count: usize, tag: &str) -> (f64, f64) {
+    let alice = app.idp.token("alice");
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..count {
+        let body =
+            json!({ "bucket": "u-alice", "object": format!("{tag}/{i}.jpg"), "method": "GET" });
+        let started = std::time::Instant::now();
+        let response = app.post("/v1/sign", &alice, &body).await;
+        assert_eq!(response.status(), 200);
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    (percentile(samples.clone(), 0.5), percentile(samples, 0.99))
+}
+
+/// `requests` reads of a Zipf(1.1) workload over 100,000 objects of one bucket by 1,000 users,
+/// 16 at a time: (requests per second, process CPU seconds per request).
+async fn zipf_reads(app: &TestApp, bucket: &str, requests: usize) -> (f64, f64) {
+    let tokens: Vec<String> = (0..1000)
+        .map(|u| app.idp.token(&format!("reader-{u}")))
+        .collect();
+    let mut zipf = Zipf::new(100_000, 1.1);
+    let draws: Vec<(usize, usize)> = (0..requests).map(|i| (i % 1000, zipf.next())).collect();
+    let (cpu, started) = (process_cpu_seconds(), std::time::Instant::now());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || async {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((user, object)) = draws.get(i) else {
+                return;
+            };
+            let body = json!({ "bucket": bucket, "object": format!("gallery/{object}.jpg"), "method": "GET" });
+            let response = app.post("/v1/sign", &tokens[*user], &body).await;
+            assert_eq!(response.status(), 200);
+        }
+    };
+    futures::future::join_all((0..16).map(|_| worker())).await;
+    let seconds = started.elapsed().as_secs_f64();
+    (
+        requests as f64 / seconds,
+        (process_cpu_seconds() - cpu) / requests as f64,
+    )
+}
+
+/// Keyless signing at scale and the read reuse window (BENCHMARKS.md "Keyless signing and
+/// the read reuse window", by bench/keyless.sh in release mode, run alone; it asserts what
+/// must hold, never a speed). IAM and the JSON API are faked on loopback with 50 ms per call
+/// and a quota of 1,000 signBlob calls a second (429 past it). Prints one JSON line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run by bench/keyless.sh"]
+async fn bench_keyless_and_reuse() {
+    let items: usize = std::env::var("BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let zipf_requests: usize = std::env::var("BENCH_ZIPF_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let google = FakeGoogle::start().await;
+    google.seen.latency_ms.store(50, Ordering::SeqCst);
+    google.seen.quota_per_second.store(1000, Ordering::SeqCst);
+    let quiet = [
+        ("BROKER_RATE_LIMIT_PER_SECOND", "0"),
+        ("BROKER_READ_REUSE_SECONDS", "0"),
+    ];
+    let mut result = serde_json::Map::new();
+
+    // 1. signBlob: a batch paced to the quota; no 429 reaches the client.
+    let keyless = google
+        .app(&[
+            quiet[0],
+            quiet[1],
+            ("BROKER_IAM_QUOTA_PER_MINUTE", "60000"),
+            ("BROKER_IAM_CONCURRENCY", "256"),
+        ])
+        .await;
+    let (first, total, urls, errors) = timed_batch(&keyless, items, "signblob").await;
+    assert_eq!((urls, errors), (items, 0), "every item signed, none failed");
+    let counts = keyless.state.signers.gcs().iam_counts().expect("keyless");
+    result.insert(
+        "signblob_batch".into(),
+        json!({
+            "items": items, "seconds": total, "first_line_seconds": first,
+            "per_second": items as f64 / total, "share_of_quota": items as f64 / total / 1000.0,
+            "calls": counts.calls, "throttled_by_iam": counts.throttled,
+            "fake_429s": google.seen.throttled.load(Ordering::SeqCst), "client_errors": errors,
+            "most_in_flight": counts.most_in_flight,
+        }),
+    );
+    let (p50, p99) = single_latencies(&keyless, 200, "signblob-single").await;
+    result.insert(
+        "signblob_single_ms".into(),
+        json!({ "p50": p50, "p99": p99 }),
+    );
+
+    // 2. Fast keyless beside the key-file HMAC key: batches interleaved, three rounds each.
+    let fast = google
+        .app(&[
+            quiet[0],
+            quiet[1],
+            ("BROKER_KEYLESS_HMAC", "true"),
+            ("BROKER_KEYLESS_HMAC_WARMUP_SECONDS", "0"),
+            ("BROKER_STORAGE_ENDPOINT", google.url.as_str()),
+        ])
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let body = json!({ "bucket": "u-alice", "object": "probe.jpg", "method": "GET" });
+        let answer: Value = fast.sign("alice", body).await.json().await.expect("json");
+        if answer["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("GOOG4-HMAC-SHA256"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no HMAC key");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let hmac_file = crate::helpers::fixture("test-hmac-key.json");
+    let key_file = TestApp::spawn_with(&[
+        quiet[0],
+        quiet[1],
+        (
+            "BROKER_SIGNING_CREDENTIALS",
+            hmac_file.to_str().expect("utf-8"),
+        ),
+    ])
+    .await;
+    let (mut fast_rates, mut file_rates) = (Vec::new(), Vec::new());
+    let signed_before = google.seen.signed.load(Ordering::SeqCst);
+    for round in 0..3 {
+        let (_, total, urls, _) = timed_batch(&fast, items, &format!("fast-{round}")).await;
+        assert_eq!(urls, items);
+        fast_rates.push(items as f64 / total);
+        let (_, total, urls, _) = timed_batch(&key_file, items, &format!("file-{round}")).await;
+        assert_eq!(urls, items);
+        file_rates.push(items as f64 / total);
+    }
+    assert_eq!(
+        google.seen.signed.load(Ordering::SeqCst),
+        signed_before,
+        "fast keyless called signBlob"
+    );
+    let (fast_rate, file_rate) = (percentile(fast_rates, 0.5), percentile(file_rates, 0.5));
+    result.insert("fast_batch_per_second".into(), json!(fast_rate));
+    result.insert("keyfile_hmac_batch_per_second".into(), json!(file_rate));
+    result.insert("fast_vs_keyfile".into(), json!(fast_rate / file_rate));
+    let (p50, p99) = single_latencies(&fast, 200, "fast-single").await;
+    result.insert("fast_single_ms".into(), json!({ "p50": p50, "p99": p99 }));
+    let (p50, p99) = single_latencies(&key_file, 200, "file-single").await;
+    result.insert(
+        "keyfile_hmac_single_ms".into(),
+        json!({ "p50": p50, "p99": p99 }),
+    );
+
+    // 3. The reuse window with signBlob: a Zipf read workload, calls saved.
+    let windowed = google
+        .app(&[
+            quiet[0],
+            ("BROKER_IAM_QUOTA_PER_MINUTE", "60000"),
+            ("BROKER_IAM_CONCURRENCY", "256"),
+        ])
+        .await;
+    let gallery = windowed.personal_bucket("alice").await;
+    windowed
+        .grant(&gallery, "gallery/", "authenticated", "viewer", None)
+        .await;
+    let calls_before = windowed
+        .state
+        .signers
+        .gcs()
+        .iam_counts()
+        .expect("keyless")
+        .calls;
+    let keyless_zipf = zipf_requests.min(5000);
+    let (rate, _) = zipf_reads(&windowed, &gallery, keyless_zipf).await;
+    let calls = windowed
+        .state
+        .signers
+        .gcs()
+        .iam_counts()
+        .expect("keyless")
+        .calls
+        - calls_before;
+    result.insert(
+        "signblob_zipf".into(),
+        json!({
+            "requests": keyless_zipf, "per_second": rate, "signblob_calls": calls,
+            "saved": 1.0 - calls as f64 / keyless_zipf as f64,
+        }),
+    );
+    drop((keyless, fast, windowed, key_file));
+
+    // 4. An RSA key: a reuse hit against a miss in the signer, then the Zipf workload through
+    // the API with the window and without, side by side.
+    let rsa = TestApp::spawn_with(&[quiet[0]]).await;
+    let signer = rsa.state.signers.backend("gcs").expect("gcs").clone();
+    let object = |i: usize, window: u32| {
+        let mut url = storage_broker::signer::ObjectUrl::new(
+            storage_broker::signer::ObjectMethod::Get,
+            BucketName::parse("storage-broker-data").expect("bucket"),
+            ObjectName::parse(&format!("users/alice/{i}.jpg")).expect("name"),
+            storage_broker::signing::Expiry::from_secs(900).expect("expiry"),
+        );
+        url.reuse_window = window;
+        url
+    };
+    let (mut hit_cpu, mut miss_cpu) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        let now = time::OffsetDateTime::now_utc();
+        let cpu = process_cpu_seconds();
+        for i in 0..1000 {
+            signer
+                .sign(object(round * 1000 + i, 0), now)
+                .await
+                .expect("miss");
+        }
+        miss_cpu.push((process_cpu_seconds() - cpu) / 1000.0 * 1e6);
+        signer.sign(object(0, 60), now).await.expect("first");
+        let cpu = process_cpu_seconds();
+        for _ in 0..100_000 {
+            signer.sign(object(0, 60), now).await.expect("hit");
+        }
+        hit_cpu.push((process_cpu_seconds() - cpu) / 100_000.0 * 1e6);
+    }
+    let (hit, miss) = (percentile(hit_cpu, 0.5), percentile(miss_cpu, 0.5));
+    result.insert(
+        "rsa_signer_cpu_us".into(),
+        json!({ "hit": hit, "miss": miss, "ratio": hit / miss }),
+    );
+
+    let off = TestApp::spawn_with(&[quiet[0], quiet[1]]).await;
+    let mut runs = serde_json::Map::new();
+    for (name, app) in [("window_60s", &rsa), ("window_off", &off)] {
+        let bucket = app.personal_bucket("alice").await;
+        app.grant(&bucket, "gallery/", "authenticated", "viewer", None)
+            .await;
+        let gcs = app.state.signers.backend("gcs").expect("gcs").clone();
+        let (misses, hits) = gcs.reuse_counts();
+        let (rate, cpu) = zipf_reads(app, &bucket, zipf_requests).await;
+        let (misses_after, hits_after) = gcs.reuse_counts();
+        let (m, h) = (misses_after - misses, hits_after - hits);
+        runs.insert(
+            name.into(),
+            json!({
+                "requests": zipf_requests, "per_second": rate, "cpu_us_per_request": cpu * 1e6,
+                "signatures": if name == "window_off" { zipf_requests as u64 } else { m },
+                "saved": if name == "window_off" { 0.0 } else { h as f64 / (h + m).max(1) as f64 },
+            }),
+        );
+    }
+    result.insert("rsa_zipf".into(), Value::Object(runs));
+    println!("{}", Value::Object(result));
+}

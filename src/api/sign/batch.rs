@@ -6,12 +6,14 @@ use super::request::{SignRequest, SignResponse};
 use super::{answer, check};
 use crate::api::access::{AuditTrail, BucketAccess};
 use crate::api::{ApiError, ApiJson, AppState, Caller, ItemError};
+use crate::policy::LogicalBucketName;
 use crate::signing::Expiry;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -87,19 +89,37 @@ pub async fn batch(
         .is_some_and(|accept| accept.contains("application/x-ndjson"));
     let items: Vec<(usize, Value)> = batch.items.into_iter().enumerate().collect();
     if !streaming {
-        let mut buckets = HashMap::new();
-        let results = run_chunk(&state, &caller, items, batch.expires_in, &mut buckets).await?;
+        let buckets = resolve(&state, &caller, &items).await?;
+        let results = run_chunk(&state, &caller, items, batch.expires_in, &buckets).await?;
         return Ok(Json(BatchResponse { results }).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        let mut buckets = HashMap::new();
+        let buckets = match resolve(&state, &caller, &items).await {
+            Ok(buckets) => buckets,
+            Err(error) => {
+                let line = crate::api::ndjson_error_line(&error);
+                let _ = tx.send(Ok(Bytes::from(line))).await;
+                return;
+            }
+        };
+        let mut chunks = Vec::new();
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
-            let chunk: Vec<(usize, Value)> = items.by_ref().take(STREAM_CHUNK).collect();
-            let mut out = Vec::with_capacity(chunk.len() * 700);
-            match run_chunk(&state, &caller, chunk, batch.expires_in, &mut buckets).await {
+            chunks.push(items.by_ref().take(STREAM_CHUNK).collect::<Vec<_>>());
+        }
+        // Two chunks at a time, answered in order: the next one signs while this one commits
+        // and is sent, so that signing (keyless: a paced stream of IAM calls) never drains
+        // at a chunk's end.
+        let (state, caller, buckets) = (&state, &caller, &buckets);
+        let mut runs = futures::stream::iter(chunks)
+            .map(|chunk| run_chunk(state, caller, chunk, batch.expires_in, buckets))
+            .buffered(2);
+        while let Some(run) = runs.next().await {
+            let mut out = Vec::new();
+            match run {
                 Ok(results) => {
+                    out.reserve(results.len() * 700);
                     for result in results {
                         if serde_json::to_writer(&mut out, &result).is_ok() {
                             out.push(b'\n');
@@ -121,13 +141,35 @@ pub async fn batch(
     Ok(crate::api::ndjson_response(rx))
 }
 
+/// Who may do what on each bucket the items name, read once for the whole batch.
+async fn resolve<'a>(
+    state: &'a AppState,
+    caller: &'a Caller,
+    items: &[(usize, Value)],
+) -> Result<HashMap<String, BucketAccess<'a>>, ApiError> {
+    let mut names: Vec<&str> = items
+        .iter()
+        .filter_map(|(_, item)| item.get("bucket")?.as_str())
+        .filter(|name| LogicalBucketName::parse(name).is_ok())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let loaded = futures::future::try_join_all(
+        names
+            .iter()
+            .map(|name| BucketAccess::resolve(state, caller, name)),
+    )
+    .await?;
+    Ok(names.into_iter().map(str::to_owned).zip(loaded).collect())
+}
+
 /// Checks, decides, signs (on all cores) and audits (one insert) a run of batch items.
 async fn run_chunk<'a>(
     state: &'a AppState,
     caller: &'a Caller,
     items: Vec<(usize, Value)>,
     default_ttl: Option<i64>,
-    buckets: &mut HashMap<String, BucketAccess<'a>>,
+    buckets: &HashMap<String, BucketAccess<'a>>,
 ) -> Result<Vec<BatchResult>, ApiError> {
     let mut checked = Vec::with_capacity(items.len());
     let mut results: Vec<Option<BatchResult>> = (0..items.len()).map(|_| None).collect();
@@ -140,28 +182,13 @@ async fn run_chunk<'a>(
             Err(error) => results[slot] = Some(failed(index, &error)),
         }
     }
-    let missing: Vec<String> = {
-        let mut names: Vec<String> = checked
-            .iter()
-            .map(|(_, _, c)| c.bucket.as_str().to_owned())
-            .filter(|b| !buckets.contains_key(b))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    };
-    let loaded = futures::future::try_join_all(
-        missing
-            .iter()
-            .map(|name| BucketAccess::resolve(state, caller, name)),
-    )
-    .await?;
-    buckets.extend(missing.into_iter().zip(loaded));
-
     let mut trail = AuditTrail::new(state, caller);
     let mut planned = Vec::with_capacity(checked.len());
     for (slot, index, c) in checked {
-        let access = &buckets[c.bucket.as_str()];
+        let Some(access) = buckets.get(c.bucket.as_str()) else {
+            results[slot] = Some(failed(index, &ApiError::Internal));
+            continue;
+        };
         match plan(state, access, &mut trail, c) {
             Ok(p) => planned.push((slot, index, p)),
             Err(error) => results[slot] = Some(failed(index, &error)),
