@@ -11,6 +11,7 @@
 # when missing and running as root, playwright-core from npm into target/tools/e2e,
 # fake-gcs-server, SeaweedFS and Azurite (scripts/fake-gcs-server, scripts/seaweedfs,
 # scripts/azurite; or FAKE_GCS_SERVER, SEAWEEDFS, AZURITE). E2E_BACKENDS="s3 azure" runs a part.
+# On s3, scripts/e2e/cache.mjs also shows the read reuse window in the browser's cache.
 # Exit 0 only when every upload, download and message held on every backend.
 # Screenshots: target/e2e/browser-upload.png (gcs), browser-upload-s3.png, browser-upload-azure.png
 set -euo pipefail
@@ -204,6 +205,27 @@ phase() {
   [ "$backend" = gcs ] || screenshot="$PWD/target/e2e/browser-upload-$backend.png"
   E2E_TOOLS="$tools" CHROMIUM="$chromium" node scripts/e2e/browser.mjs \
     "$origin/index.html" "http://127.0.0.1:$broker_port" "$screenshot" "$backend"
+
+  # The read reuse window in the browser's cache, counted where storage is reached: a second
+  # broker signs for a counting proxy in front of SeaweedFS (scripts/e2e/cache.mjs).
+  if [ "$backend" = s3 ]; then
+    local proxy_port cache_port
+    proxy_port=$(free_port)
+    python3 scripts/e2e/counting_proxy.py "$proxy_port" "$storage" >"$dir/proxy.log" 2>&1 &
+    pids+=($!)
+    await_http "http://127.0.0.1:$proxy_port/__count" 30 ok "$!" \
+      || { cat "$dir/proxy.log" >&2; echo "e2e-browser: the counting proxy did not start" >&2; return 1; }
+    write_policies s3 "$dir/cache-policies" "http://127.0.0.1:$proxy_port"
+    cache_port=$(free_port)
+    env -u DATABASE_URL -u BROKER_STORAGE_ENDPOINT -u AWS_SESSION_TOKEN BROKER_LISTEN="127.0.0.1:$cache_port" \
+      BROKER_POLICIES_DIR="$dir/cache-policies" BROKER_LOG=warn "${env[@]}" \
+      "$broker_bin" dev --backend s3 --storage-endpoint "http://127.0.0.1:$proxy_port" >"$dir/cache-dev.log" 2>&1 &
+    pids+=($!)
+    await_http "http://127.0.0.1:$cache_port/readyz" 180 ok "$!" \
+      || { cat "$dir/cache-dev.log" >&2; echo "e2e-browser: the cache test's broker did not start" >&2; return 1; }
+    E2E_TOOLS="$tools" CHROMIUM="$chromium" node scripts/e2e/cache.mjs \
+      "http://127.0.0.1:$cache_port" "http://127.0.0.1:$proxy_port"
+  fi
 }
 
 mkdir -p target/e2e
