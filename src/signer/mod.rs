@@ -110,7 +110,7 @@ impl BackendSigner {
         url: ObjectUrl,
         now: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
-        match ReuseKey::of(&url, now, self.generation()) {
+        match ReuseKey::of(&url, now, || self.generation()) {
             Some((key, at)) => self.reuse.get_or_sign(key, self.sign_at(url, at)).await,
             None => self.sign_at(url, now).await,
         }
@@ -256,7 +256,7 @@ impl Signers {
             (0..count).map(|_| None).collect();
         let mut todo = Vec::with_capacity(count);
         for (slot, (signer, url)) in items.into_iter().enumerate() {
-            match ReuseKey::of(&url, now, signer.generation()) {
+            match ReuseKey::of(&url, now, || signer.generation()) {
                 Some((key, at)) => match signer.reuse.get(&key).await {
                     Some(url) => results[slot] = Some(Ok(url)),
                     None => todo.push(Unsigned {

@@ -38,18 +38,19 @@ pub(super) struct ReuseKey {
 }
 
 impl ReuseKey {
-    /// The key of `url` and the time to sign it at, or `None` when it is never reused.
+    /// The key of `url` and the time to sign it at, or `None` when it is never reused (then
+    /// `generation`, which may look at the signing key, is not asked).
     pub(super) fn of(
         url: &ObjectUrl,
         now: OffsetDateTime,
-        generation: u64,
+        generation: impl FnOnce() -> u64,
     ) -> Option<(Self, OffsetDateTime)> {
         if !reusable(url) {
             return None;
         }
         let at = window_start(now, url.reuse_window)?;
         let key = Self {
-            generation,
+            generation: generation(),
             head: url.method == ObjectMethod::Head,
             bucket: url.bucket.as_str().to_owned(),
             object: url.object.as_str().to_owned(),
@@ -213,8 +214,8 @@ mod tests {
     #[test]
     fn only_plain_reads_are_reused() {
         let now = datetime!(2026-11-25 10:00:30 UTC);
-        let get = ReuseKey::of(&read(ObjectMethod::Get, 60), now, 0);
-        let head = ReuseKey::of(&read(ObjectMethod::Head, 60), now, 0);
+        let get = ReuseKey::of(&read(ObjectMethod::Get, 60), now, || 0);
+        let head = ReuseKey::of(&read(ObjectMethod::Head, 60), now, || 0);
         assert!(get.is_some() && head.is_some());
         assert_ne!(get.map(|k| k.0), head.map(|k| k.0));
         for method in [
@@ -224,20 +225,20 @@ mod tests {
             ObjectMethod::Post,
         ] {
             assert!(
-                ReuseKey::of(&read(method, 60), now, 0).is_none(),
+                ReuseKey::of(&read(method, 60), now, || 0).is_none(),
                 "{method:?}"
             );
         }
-        assert!(ReuseKey::of(&read(ObjectMethod::Get, 0), now, 0).is_none());
+        assert!(ReuseKey::of(&read(ObjectMethod::Get, 0), now, || 0).is_none());
         let mut part = read(ObjectMethod::Get, 60);
         part.query.push(("partNumber".into(), "1".into()));
-        assert!(ReuseKey::of(&part, now, 0).is_none());
+        assert!(ReuseKey::of(&part, now, || 0).is_none());
     }
 
     #[test]
     fn what_is_signed_tells_keys_apart() {
         let now = datetime!(2026-11-25 10:00:30 UTC);
-        let key = |url: &ObjectUrl, generation| ReuseKey::of(url, now, generation).map(|k| k.0);
+        let key = |url: &ObjectUrl, generation| ReuseKey::of(url, now, || generation).map(|k| k.0);
         let plain = read(ObjectMethod::Get, 60);
         let mut typed = plain.clone();
         typed.response_content_type = Some("image/png".into());
@@ -261,7 +262,7 @@ mod tests {
             }
         }
         // The same read a second later in the same window: the same key, the same time.
-        let later = ReuseKey::of(&plain, now + time::Duration::seconds(29), 0);
-        assert_eq!(later, ReuseKey::of(&plain, now, 0));
+        let later = ReuseKey::of(&plain, now + time::Duration::seconds(29), || 0);
+        assert_eq!(later, ReuseKey::of(&plain, now, || 0));
     }
 }

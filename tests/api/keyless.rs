@@ -448,16 +448,7 @@ async fn keyless_batches_are_bounded_and_retried() {
     let items: Vec<Value> = (0..40)
         .map(|i| json!({ "bucket": "u-alice", "object": format!("b/{i}.jpg"), "method": "GET" }))
         .collect();
-    let answer: Value = app
-        .post(
-            "/v1/sign/batch",
-            &app.idp.token("alice"),
-            &json!({ "items": items }),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let answer = batch_as_alice(&app, items).await;
     let results = answer["results"].as_array().expect("results");
     assert_eq!(results.len(), 40);
     assert!(
@@ -489,16 +480,7 @@ async fn iam_refusing_is_a_503_and_per_item_errors_with_no_url_audited() {
     let items: Vec<Value> = (0..3)
         .map(|i| json!({ "bucket": "u-alice", "object": format!("{i}.txt"), "method": "GET" }))
         .collect();
-    let answer: Value = app
-        .post(
-            "/v1/sign/batch",
-            &app.idp.token("alice"),
-            &json!({ "items": items }),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let answer = batch_as_alice(&app, items).await;
     let results = answer["results"].as_array().expect("results");
     assert_eq!(results.len(), 3);
     for result in results {
@@ -535,6 +517,42 @@ async fn keyless_without_a_metadata_server_names_the_setting() {
     assert!(err.message.contains("keyless"), "{err}");
 }
 
+/// The URL of `body`, asked for again until the broker signs it with an HMAC key (fast
+/// keyless makes its key in the background; signBlob signs until then).
+async fn signed_with_hmac_key(app: &TestApp, body: &Value) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer: Value = app
+            .sign("alice", body.clone())
+            .await
+            .json()
+            .await
+            .expect("json");
+        let url = answer["url"].as_str().expect("url").to_owned();
+        if url.contains("X-Goog-Algorithm=GOOG4-HMAC-SHA256") {
+            return url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never signed with an HMAC key: {url}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `POST /v1/sign/batch` of `items` as alice: the JSON answer.
+async fn batch_as_alice(app: &TestApp, items: Vec<Value>) -> Value {
+    app.post(
+        "/v1/sign/batch",
+        &app.idp.token("alice"),
+        &json!({ "items": items }),
+    )
+    .await
+    .json()
+    .await
+    .expect("json")
+}
+
 /// A key some replica made `hours_ago`, in `state` since `updated_minutes_ago`.
 fn old_key(id: &str, state: &str, hours_ago: i64, updated_minutes_ago: i64) -> FakeHmacKey {
     let now = time::OffsetDateTime::now_utc();
@@ -567,24 +585,7 @@ async fn fast_keyless_signs_with_its_own_hmac_key_and_retires_spent_ones() {
         .await;
     let get = json!({ "bucket": "u-alice", "object": "photos/cat.jpg", "method": "GET", "expires_in": 600 });
     // The key is made in the background; signBlob signs until it is there.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let url = loop {
-        let answer: Value = app
-            .sign("alice", get.clone())
-            .await
-            .json()
-            .await
-            .expect("json");
-        let url = answer["url"].as_str().expect("url").to_owned();
-        if url.contains("X-Goog-Algorithm=GOOG4-HMAC-SHA256") {
-            break url;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never signed with an HMAC key: {url}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let url = signed_with_hmac_key(&app, &get).await;
     let ours: Vec<FakeHmacKey> = google
         .seen
         .hmac_keys
@@ -627,16 +628,7 @@ async fn fast_keyless_signs_with_its_own_hmac_key_and_retires_spent_ones() {
     let items: Vec<Value> = (0..200)
         .map(|i| json!({ "bucket": "u-alice", "object": format!("b/{i}.jpg"), "method": "GET" }))
         .collect();
-    let answer: Value = app
-        .post(
-            "/v1/sign/batch",
-            &app.idp.token("alice"),
-            &json!({ "items": items }),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let answer = batch_as_alice(&app, items).await;
     let results = answer["results"].as_array().expect("results");
     assert_eq!(results.len(), 200);
     assert!(results.iter().all(|r| {
@@ -894,19 +886,8 @@ async fn bench_keyless_and_reuse() {
             ("BROKER_STORAGE_ENDPOINT", google.url.as_str()),
         ])
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let body = json!({ "bucket": "u-alice", "object": "probe.jpg", "method": "GET" });
-        let answer: Value = fast.sign("alice", body).await.json().await.expect("json");
-        if answer["url"]
-            .as_str()
-            .is_some_and(|u| u.contains("GOOG4-HMAC-SHA256"))
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no HMAC key");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let probe = json!({ "bucket": "u-alice", "object": "probe.jpg", "method": "GET" });
+    signed_with_hmac_key(&fast, &probe).await;
     let hmac_file = crate::helpers::fixture("test-hmac-key.json");
     let key_file = TestApp::spawn_with(&[
         quiet[0],
