@@ -39,41 +39,8 @@ case " $backends " in *" azure "*) azurite=${AZURITE:-$(scripts/azurite)} ;; esa
 cargo build --locked --quiet --bin storage-broker
 broker_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/storage-broker"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# N free ports whose port + 10000 is free too: weed listens there as well (gRPC).
-weed_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-found = []
-while len(found) < int(sys.argv[1]):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-    if not 1024 <= port < 55535 or port in found:
-        continue
-    t = socket.socket()
-    try:
-        t.bind(("127.0.0.1", port + 10000)); found.append(port)
-    except OSError:
-        pass
-    finally:
-        t.close()
-print(" ".join(map(str, found)))
-PY
-}
-# Waits up to $2 seconds for URL $1 to answer (any HTTP status with $3 = any, else a 2xx) while
-# process $4 lives. Polling against a deadline: a busy machine only makes it take longer.
-await_http() {
-  local url=$1 any=$3 pid=$4 deadline=$((SECONDS + $2))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if [ "$any" = any ]; then
-      curl -s -o /dev/null --max-time 5 "$url" && return 0
-    else
-      curl -sf -o /dev/null --max-time 5 "$url" && return 0
-    fi
-    sleep 0.2
-  done
-  return 1
-}
+# shellcheck source=scripts/lib/stack.sh
+source scripts/lib/stack.sh
 
 work=$(mktemp -d)
 page_port=$(free_port)
@@ -125,11 +92,6 @@ PY
   "$broker_bin" policy check "$2" >/dev/null
 }
 
-# The S3 identity SeaweedFS checks signatures with, and the broker signs with (credentials = "env").
-s3_key_id=AKIDE2EBROWSER s3_secret=e2e-browser-secret-0123456789
-# Azurite's well-known key (public: in Microsoft's documentation).
-azurite_key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
 # One backend: its emulator, its broker, the browser run. Runs in a subshell of its own (see
 # below), whose exit stops what it started (`pids`: not local, or the EXIT trap, which runs
 # after the function has returned, would see none).
@@ -151,41 +113,12 @@ phase() {
       # needed: SeaweedFS (4.48) answers a preflight to /BUCKET without a trailing slash, where a
       # path-style form POST goes, from -s3.allowedOrigins and not from the bucket's rule, and
       # for an origin not in that list it drops the connection (a panic) instead of a 403.
-      mkdir -p "$dir/weed"
-      printf '{"identities":[{"name":"e2e","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' \
-        "$s3_key_id" "$s3_secret" >"$dir/weed/s3.json"
-      local master volume filer s3 admin
-      for _ in 1 2 3; do
-        read -r master volume filer s3 admin <<<"$(weed_ports 5)"
-        rm -rf "$dir/weed/data" && mkdir "$dir/weed/data"
-        env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$weed" mini -dir="$dir/weed/data" \
-          -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port="$master" -volume.port="$volume" \
-          -filer.port="$filer" -s3.port="$s3" -admin.port="$admin" -s3.port.iceberg=0 \
-          -s3.port.lance=0 -webdav=false -admin.ui=false -master.telemetry=false \
-          -master.volumeSizeLimitMB=64 -volume.max=1000 -s3.config="$dir/weed/s3.json" \
-          -s3.allowedOrigins="$origin" \
-          -s3.localSocket="$dir/weed/s3.sock" -filer.localSocket="$dir/weed/filer.sock" \
-          >"$dir/weed.log" 2>&1 &
-        pids+=($!)
-        # A port taken in the meantime makes weed exit at once: start again on others.
-        if await_http "http://127.0.0.1:$s3/status" 120 ok "$!"; then storage="http://127.0.0.1:$s3"; break; fi
-        kill "$!" 2>/dev/null || true
-      done
-      [ -n "$storage" ] || { tail -n 30 "$dir/weed.log" >&2; echo "e2e-browser: SeaweedFS did not start" >&2; return 1; }
+      start_seaweedfs "$weed" "$dir" "$origin"
       python3 scripts/e2e/storage_cors.py s3 "$storage" storage-broker-data "$origin" "$s3_key_id" "$s3_secret"
       env=(AWS_ACCESS_KEY_ID="$s3_key_id" AWS_SECRET_ACCESS_KEY="$s3_secret")
       ;;
     azure)
-      local port
-      for _ in 1 2 3; do
-        port=$(free_port)
-        (cd "$dir" && exec "$azurite" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence \
-          --silent --disableTelemetry --extentMemoryLimit 256) >"$dir/azurite.log" 2>&1 &
-        pids+=($!)
-        if await_http "http://127.0.0.1:$port/devstoreaccount1" 120 any "$!"; then storage="http://127.0.0.1:$port/devstoreaccount1"; break; fi
-        kill "$!" 2>/dev/null || true
-      done
-      [ -n "$storage" ] || { tail -n 30 "$dir/azurite.log" >&2; echo "e2e-browser: Azurite did not start" >&2; return 1; }
+      start_azurite "$azurite" "$dir"
       python3 scripts/e2e/storage_cors.py azure "$storage" "$origin"
       env=(AZURE_STORAGE_KEY="$azurite_key")
       ;;

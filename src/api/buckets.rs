@@ -89,7 +89,7 @@ fn view(access: &BucketAccess<'_>) -> Option<BucketView> {
 }
 
 /// Buckets the caller can see, with the caller's actions on each.
-#[utoipa::path(get, path = "/v1/buckets", tag = "buckets", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/buckets", operation_id = "list_buckets", tag = "buckets", security(("bearer" = [])),
     responses((status = 200, body = BucketList), (status = 401, body = super::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -114,7 +114,7 @@ pub async fn list(
 }
 
 /// One bucket; 404 unless the caller can see it.
-#[utoipa::path(get, path = "/v1/buckets/{bucket}", tag = "buckets", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/buckets/{bucket}", operation_id = "get_bucket", tag = "buckets", security(("bearer" = [])),
     params(("bucket" = String, Path)),
     responses((status = 200, body = BucketView), (status = 404, body = super::Problem, content_type = "application/problem+json")))]
 pub async fn get(
@@ -131,7 +131,7 @@ pub async fn get(
 
 /// Create a project bucket (project owners), or register an existing GCS bucket or prefix
 /// (storage admins, classes whose release policy is `retain`).
-#[utoipa::path(post, path = "/v1/buckets", tag = "buckets", request_body = NewBucketBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/buckets", operation_id = "create_bucket", tag = "buckets", request_body = NewBucketBody, security(("bearer" = [])),
     responses((status = 201, body = BucketView),
         (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 403, body = super::Problem, content_type = "application/problem+json"),
@@ -341,7 +341,7 @@ async fn check_registrable(
 
 /// Delete a bucket (needs `admin` on it): `retain` classes keep the objects, `delete` classes
 /// delete every object under the bucket's prefix first.
-#[utoipa::path(delete, path = "/v1/buckets/{bucket}", tag = "buckets", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/buckets/{bucket}", operation_id = "delete_bucket", tag = "buckets", security(("bearer" = [])),
     params(("bucket" = String, Path)),
     responses((status = 204), (status = 403, body = super::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::Problem, content_type = "application/problem+json"),

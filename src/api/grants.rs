@@ -84,7 +84,7 @@ async fn authorize_share(
 }
 
 /// The grants on a bucket (needs `share` on the whole bucket).
-#[utoipa::path(get, path = "/v1/buckets/{bucket}/grants", tag = "grants", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/buckets/{bucket}/grants", operation_id = "list_grants", tag = "grants", security(("bearer" = [])),
     params(("bucket" = String, Path)),
     responses((status = 200, body = GrantList), (status = 403, body = super::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::Problem, content_type = "application/problem+json")))]
@@ -105,7 +105,7 @@ pub async fn list(
 }
 
 /// Grant a role on a prefix or an object (needs `share` there, and every action of the role).
-#[utoipa::path(post, path = "/v1/buckets/{bucket}/grants", tag = "grants", request_body = NewGrantBody,
+#[utoipa::path(post, path = "/v1/buckets/{bucket}/grants", operation_id = "create_grant", tag = "grants", request_body = NewGrantBody,
     security(("bearer" = [])), params(("bucket" = String, Path)),
     responses((status = 201, body = GrantView),
         (status = 400, body = super::Problem, content_type = "application/problem+json"),
@@ -221,7 +221,7 @@ pub async fn create(
 }
 
 /// Revoke a grant (needs `share` on its scope). Every replica stops honouring it within a second.
-#[utoipa::path(delete, path = "/v1/buckets/{bucket}/grants/{id}", tag = "grants", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/buckets/{bucket}/grants/{id}", operation_id = "delete_grant", tag = "grants", security(("bearer" = [])),
     params(("bucket" = String, Path), ("id" = Uuid, Path)),
     responses((status = 204), (status = 403, body = super::Problem, content_type = "application/problem+json"),
         (status = 404, body = super::Problem, content_type = "application/problem+json")))]

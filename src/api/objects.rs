@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 /// Listing parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only names starting with this.
     #[serde(default)]
@@ -177,7 +178,7 @@ fn view(object: ObjectInfo) -> ObjectView {
 }
 
 /// The objects under a prefix that the caller may read, a page at a time.
-#[utoipa::path(get, path = "/v1/buckets/{bucket}/objects", tag = "objects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/buckets/{bucket}/objects", operation_id = "list_objects", tag = "objects", security(("bearer" = [])),
     params(("bucket" = String, Path), ListQuery),
     responses((status = 200, body = ObjectList), (status = 404, body = super::Problem, content_type = "application/problem+json"),
         (status = 503, body = super::Problem, content_type = "application/problem+json")))]

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "storage-broker", description = "Signed-URL authorization broker for Google Cloud Storage"),
+    info(title = "storage-broker", description = "Signed-URL authorization broker for object storage: Google Cloud Storage, S3-compatible stores and Azure Blob"),
     modifiers(&Bearer)
 )]
 pub(super) struct ApiDoc;

@@ -101,7 +101,7 @@ fn strongest_role(state: &AppState, memberships: &[Membership], slug: &str) -> O
 }
 
 /// Create a project; the caller becomes its owner.
-#[utoipa::path(post, path = "/v1/projects", tag = "projects", request_body = NewProject, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/projects", operation_id = "create_project", tag = "projects", request_body = NewProject, security(("bearer" = [])),
     responses((status = 201, body = ProjectView),
         (status = 400, body = super::Problem, content_type = "application/problem+json"),
         (status = 409, body = super::Problem, content_type = "application/problem+json")))]
@@ -148,7 +148,7 @@ pub async fn create(
 }
 
 /// The projects the caller belongs to (storage admins: all).
-#[utoipa::path(get, path = "/v1/projects", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/projects", operation_id = "list_projects", tag = "projects", security(("bearer" = [])),
     responses((status = 200, body = ProjectList)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -168,7 +168,7 @@ pub async fn list(
 }
 
 /// One project with its members; 404 unless the caller belongs to it.
-#[utoipa::path(get, path = "/v1/projects/{slug}", tag = "projects", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/projects/{slug}", operation_id = "get_project", tag = "projects", security(("bearer" = [])),
     params(("slug" = String, Path)),
     responses((status = 200, body = ProjectView), (status = 404, body = super::Problem, content_type = "application/problem+json")))]
 pub async fn get(

@@ -94,6 +94,28 @@ async fn health_readiness_metrics_openapi() {
         );
     }
     assert!(doc["components"]["schemas"].get("SignRequest").is_some());
+    // Client generators (openapi-typescript for clients/js) need unique operation ids, and a
+    // parameter in the path only where the path names it.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let id = operation["operationId"].as_str().expect("operationId");
+            assert!(
+                ids.insert(id.to_owned()),
+                "operationId {id} twice ({method} {path})"
+            );
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().expect("name");
+                let in_path = path.contains(&format!("{{{name}}}"));
+                assert_eq!(
+                    parameter["in"] == "path",
+                    in_path,
+                    "{method} {path}: parameter {name} is in {}",
+                    parameter["in"]
+                );
+            }
+        }
+    }
 
     let unknown = app
         .client

@@ -5,7 +5,12 @@
 //!    `x-goog-resumable: start`), which the emulator answers 400 (its issue #2254): the proxy
 //!    starts a JSON-API resumable session instead and answers 201 with its `Location`, as GCS does;
 //! 2. a form POST to `/BUCKET/` (the URL of Google's POST-policy conformance vectors, which GCS
-//!    accepts), which the emulator routes only without the slash.
+//!    accepts), which the emulator routes only without the slash;
+//! 3. a resumable session's status query (`PUT` with `Content-Range: bytes */SIZE` and no body),
+//!    which the emulator takes for a last, empty chunk and answers by finishing the object with
+//!    what it has. Sessions started here get a `Location` through the proxy, which keeps each
+//!    session's committed offset from the emulator's answers and answers a status query as GCS
+//!    does: 308 with `Range: bytes=0-N`, or 200 once the object is complete.
 //!
 //! Every other request, and every body, is streamed through unchanged. The emulator checks no
 //! signature either way. It lives only inside `dev`.
@@ -14,7 +19,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 
 /// Headers of one hop that are never forwarded.
@@ -32,7 +38,20 @@ const HOP_BY_HOP: &[&str] = &[
 
 struct Shim {
     emulator: String,
+    /// This proxy's own `http://127.0.0.1:PORT`, where session URLs point.
+    url: String,
     client: reqwest::Client,
+    /// Resumable sessions by `upload_id`.
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// What a resumable session has stored, as the emulator's answers said.
+#[derive(Default)]
+struct Session {
+    /// Bytes committed (the end of the last `Range: bytes=0-N` + 1).
+    committed: u64,
+    /// The emulator's answer that completed the object: its status, content type and body.
+    complete: Option<(StatusCode, Option<HeaderValue>, bytes::Bytes)>,
 }
 
 /// Serves the proxy for `emulator` on a free loopback port until the process ends; returns its
@@ -49,7 +68,9 @@ pub async fn start(emulator: &str) -> Result<String, String> {
     );
     let shim = Arc::new(Shim {
         emulator: emulator.trim_end_matches('/').to_owned(),
+        url: url.clone(),
         client: reqwest::Client::new(),
+        sessions: Mutex::default(),
     });
     let app = axum::Router::new().fallback(forward).with_state(shim);
     tokio::spawn(async move {
@@ -76,6 +97,20 @@ async fn forward(State(shim): State<Arc<Shim>>, request: Request) -> Response {
     {
         return start_resumable(&shim, path, &parts.headers).await;
     }
+    let session = (parts.method == Method::PUT)
+        .then(|| upload_id(parts.uri.query().unwrap_or_default()))
+        .flatten();
+    let range = parts
+        .headers
+        .get(header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let (Some(id), Some(range)) = (&session, &range)
+        && range.starts_with("bytes */")
+        && range != "bytes */0"
+    {
+        return session_status(&shim, id);
+    }
     // `/BUCKET/` → `/BUCKET` for a form POST.
     let target = if parts.method == Method::POST
         && path.len() > 1
@@ -94,6 +129,9 @@ async fn forward(State(shim): State<Arc<Shim>>, request: Request) -> Response {
     }
     let outgoing = outgoing.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     match outgoing.send().await {
+        Ok(answer) if session.is_some() => {
+            record(&shim, session.as_deref().unwrap_or_default(), answer).await
+        }
         Ok(answer) => {
             let mut response = Response::builder().status(answer.status());
             for (name, value) in answer.headers() {
@@ -144,6 +182,13 @@ async fn start_resumable(shim: &Shim, path: &str, headers: &HeaderMap) -> Respon
         )
             .into_response();
     };
+    // Through this proxy, which answers the session's status queries (see the module's notes).
+    let location = location
+        .to_str()
+        .ok()
+        .and_then(|l| l.strip_prefix(shim.emulator.as_str()))
+        .and_then(|rest| HeaderValue::from_str(&format!("{}{rest}", shim.url)).ok())
+        .unwrap_or(location);
     let mut response = StatusCode::CREATED.into_response();
     let out = response.headers_mut();
     out.insert(header::LOCATION, location);
@@ -156,4 +201,86 @@ async fn start_resumable(shim: &Shim, path: &str, headers: &HeaderMap) -> Respon
         HeaderValue::from_static("Location"),
     );
     response
+}
+
+/// The `upload_id` of a session URL's query.
+fn upload_id(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("upload_id="))
+        .map(str::to_owned)
+}
+
+/// The answer GCS gives a status query: 200 with the object once complete, else 308 with the
+/// committed range (none when nothing is stored).
+fn session_status(shim: &Shim, id: &str) -> Response {
+    let sessions = shim.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    let session = sessions.get(id);
+    let mut response = match session.and_then(|s| s.complete.clone()) {
+        Some((status, content_type, body)) => {
+            let mut response = (status, body).into_response();
+            if let Some(content_type) = content_type {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type);
+            }
+            response
+        }
+        None => {
+            let mut response = StatusCode::PERMANENT_REDIRECT.into_response();
+            let committed = session.map_or(0, |s| s.committed);
+            if committed > 0
+                && let Ok(range) = HeaderValue::from_str(&format!("bytes=0-{}", committed - 1))
+            {
+                response.headers_mut().insert(header::RANGE, range);
+            }
+            response
+        }
+    };
+    let out = response.headers_mut();
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    out.insert(
+        HeaderName::from_static("access-control-expose-headers"),
+        HeaderValue::from_static("Range"),
+    );
+    response
+}
+
+/// Passes a chunk's answer on, noting what it says the session has committed.
+async fn record(shim: &Shim, id: &str, answer: reqwest::Response) -> Response {
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let body = answer.bytes().await.unwrap_or_default();
+    {
+        let mut sessions = shim.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let session = sessions.entry(id.to_owned()).or_default();
+        if status == StatusCode::PERMANENT_REDIRECT {
+            if let Some(end) = headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| r.strip_prefix("bytes=0-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                session.committed = end + 1;
+            }
+        } else if status.is_success() {
+            session.complete = Some((
+                status,
+                headers.get(header::CONTENT_TYPE).cloned(),
+                body.clone(),
+            ));
+        }
+    }
+    let mut response = Response::builder().status(status);
+    for (name, value) in &headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
