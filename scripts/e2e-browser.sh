@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/browser-upload in a real browser, on each storage backend the broker fronts:
+# examples/browser-upload (on clients/js) in a real browser, on each storage backend the broker fronts:
 #   gcs    `storage-broker dev` runs fake-gcs-server (with CORS and its proxy for resumable
 #          starts) itself;
 #   s3     SeaweedFS (one identity, so that it checks every signature), the bucket given a CORS
@@ -36,6 +36,11 @@ fi
 case " $backends " in *" gcs "*) fake_gcs=${FAKE_GCS_SERVER:-$(scripts/fake-gcs-server)} ;; esac
 case " $backends " in *" s3 "*) weed=${SEAWEEDFS:-$(scripts/seaweedfs)} ;; esac
 case " $backends " in *" azure "*) azurite=${AZURITE:-$(scripts/azurite)} ;; esac
+# The page runs on clients/js: its build.
+if [ ! -f clients/js/node_modules/.package-lock.json ] || [ clients/js/package-lock.json -nt clients/js/node_modules/.package-lock.json ]; then
+  npm ci --prefix clients/js --no-audit --no-fund --silent >&2
+fi
+npm run --prefix clients/js --silent build >&2
 cargo build --locked --quiet --bin storage-broker
 broker_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/storage-broker"
 
@@ -45,7 +50,8 @@ source scripts/lib/stack.sh
 work=$(mktemp -d)
 page_port=$(free_port)
 origin="http://127.0.0.1:$page_port"
-python3 -m http.server "$page_port" --bind 127.0.0.1 --directory examples/browser-upload >/dev/null 2>&1 &
+# From the repository's root: the page imports the client from clients/js/dist.
+python3 -m http.server "$page_port" --bind 127.0.0.1 --directory . >/dev/null 2>&1 &
 page_pid=$!
 phase_pid=""
 cleanup() {
@@ -55,7 +61,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-await_http "$origin/index.html" 60 ok "$page_pid" || { echo "e2e-browser: the page server did not start" >&2; exit 1; }
+page="$origin/examples/browser-upload/index.html"
+await_http "$page" 60 ok "$page_pid" || { echo "e2e-browser: the page server did not start" >&2; exit 1; }
 
 # The shipped policies with limits a browser test can reach (64 MiB; images, text and
 # octet-streams), every class on `backend` ($1: gcs as shipped, else a backend "dev" at endpoint
@@ -137,7 +144,7 @@ phase() {
   local screenshot="$PWD/target/e2e/browser-upload.png"
   [ "$backend" = gcs ] || screenshot="$PWD/target/e2e/browser-upload-$backend.png"
   E2E_TOOLS="$tools" CHROMIUM="$chromium" node scripts/e2e/browser.mjs \
-    "$origin/index.html" "http://127.0.0.1:$broker_port" "$screenshot" "$backend"
+    "$page" "http://127.0.0.1:$broker_port" "$screenshot" "$backend"
 
   # The read reuse window in the browser's cache, counted where storage is reached: a second
   # broker signs for a counting proxy in front of SeaweedFS (scripts/e2e/cache.mjs).
