@@ -1,6 +1,7 @@
 //! The HTTP API: axum routes, one module per resource, problem+json errors, OpenAPI.
 
 mod access;
+mod audit;
 mod buckets;
 mod credentials;
 mod error;
@@ -237,6 +238,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(objects::router())
         .merge(buckets::router())
         .merge(grants::router())
+        .merge(audit::router())
         .merge(projects::router())
         .merge(health::router())
         .merge(metrics::router())

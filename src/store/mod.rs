@@ -8,7 +8,7 @@ mod grants;
 mod projects;
 mod secrets;
 
-pub use audit::{AuditEvent, AuditLog, AuditWriters};
+pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditRow, AuditWriters};
 pub use buckets::{AccessContext, BucketRecord, NewBucket};
 pub use changes::{CHANNEL, Change as CacheChange, DecisionCache};
 pub use error::StoreError;

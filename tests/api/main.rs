@@ -2,6 +2,7 @@
 //! real issuer serving its JWKS on loopback: no mocked database, no mocked auth.
 
 mod attacks;
+mod audit;
 mod auth;
 mod authorize;
 mod azure_emulator;

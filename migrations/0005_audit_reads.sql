@@ -1,0 +1,6 @@
+-- Audit reads (GET /v1/buckets/{bucket}/audit, GET /v1/audit), newest first with (at, id) as the
+-- page cursor: a bucket's rows, a bucket's rows by subject, and refusals (rare, so a small partial
+-- index) per bucket. All buckets at once use audit_events_by_at and audit_events_by_subject.
+CREATE INDEX audit_events_by_bucket ON audit_events (bucket, at DESC, id DESC);
+CREATE INDEX audit_events_by_bucket_subject ON audit_events (bucket, subject, at DESC, id DESC);
+CREATE INDEX audit_events_refusals ON audit_events (bucket, at DESC, id DESC) WHERE decision <> 'allow';
