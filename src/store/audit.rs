@@ -220,7 +220,7 @@ impl super::Store {
              FROM audit_events
              WHERE ($1::text IS NULL OR bucket = $1)
                AND ($2::text IS NULL OR subject = $2)
-               AND ($3::text IS NULL OR starts_with(object, $3))
+               AND ($3::text IS NULL OR object LIKE $3 ESCAPE '\\')
                AND ($4::text IS NULL OR decision = $4)
                AND ($4::text IS NULL OR $4 = 'allow' OR decision <> 'allow')
                AND ($5::timestamptz IS NULL OR at >= $5)
@@ -231,7 +231,7 @@ impl super::Store {
         )
         .bind(filter.bucket.as_deref())
         .bind(filter.subject.as_deref())
-        .bind(filter.object_prefix.as_deref())
+        .bind(filter.object_prefix.as_deref().map(like_prefix))
         .bind(filter.decision.as_deref())
         .bind(filter.since)
         .bind(filter.until)
@@ -240,5 +240,28 @@ impl super::Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+/// The LIKE pattern for names starting with `prefix`: its `\\`, `%` and `_` escaped.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_match_only_the_prefix() {
+        assert_eq!(super::like_prefix("a/b"), "a/b%");
+        assert_eq!(super::like_prefix("100%_\\x"), "100\\%\\_\\\\x%");
+        assert_eq!(super::like_prefix(""), "%");
     }
 }
