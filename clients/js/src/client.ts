@@ -28,6 +28,24 @@ export type SignResponse = Schemas["SignResponse"];
 export type BatchResult = Schemas["BatchResult"];
 export type ManifestLine = Schemas["ManifestLine"];
 export type UploadPolicy = Schemas["UploadPolicyResponse"];
+export type Project = Schemas["ProjectView"];
+export type Member = Schemas["MemberView"];
+export type Grant = Schemas["GrantView"];
+export type NewGrant = Schemas["NewGrantBody"];
+export type NewBucket = Schemas["NewBucketBody"];
+export type AuditPage = Schemas["AuditPage"];
+export type AuditEvent = Schemas["AuditView"];
+
+/** Filters of an audit read; every one optional. */
+export interface AuditFilters {
+  subject?: string;
+  object_prefix?: string;
+  decision?: "allow" | "deny" | "not_found";
+  /** RFC 3339. */
+  since?: string;
+  until?: string;
+  limit?: number;
+}
 
 export interface ClientOptions {
   /** The broker, e.g. `https://broker.example.org` (same origin behind a gatekeeper: `""`). */
@@ -75,6 +93,22 @@ export interface StorageBrokerClient {
   fetchSigned(signed: { url: string; headers?: Record<string, string>; expires_at?: string }, options?: DownloadOptions): Promise<Response>;
   delete(bucket: string, object: string, options?: { signal?: AbortSignal }): Promise<void>;
   uploadPolicy(request: Schemas["UploadPolicyRequest"], options?: { signal?: AbortSignal }): Promise<UploadPolicy>;
+  /** One page of a listing: `pageToken` from the previous page's `next_page_token`. */
+  listPage(bucket: string, options?: { prefix?: string; pageToken?: string | null; signal?: AbortSignal }): Promise<ObjectPage>;
+  bucket(name: string, options?: { signal?: AbortSignal }): Promise<Bucket>;
+  createBucket(request: NewBucket, options?: { signal?: AbortSignal }): Promise<Bucket>;
+  deleteBucket(name: string, options?: { signal?: AbortSignal }): Promise<void>;
+  projects(options?: { signal?: AbortSignal }): Promise<Project[]>;
+  project(slug: string, options?: { signal?: AbortSignal }): Promise<Project>;
+  createProject(request: { slug: string; name: string }, options?: { signal?: AbortSignal }): Promise<Project>;
+  /** Adds or changes a member: `member` is a user's `sub` or `group:<path>`. */
+  setMember(slug: string, member: string, role: string, options?: { signal?: AbortSignal }): Promise<Member>;
+  removeMember(slug: string, member: string, options?: { signal?: AbortSignal }): Promise<void>;
+  grants(bucket: string, options?: { signal?: AbortSignal }): Promise<Grant[]>;
+  grant(bucket: string, grant: NewGrant, options?: { signal?: AbortSignal }): Promise<Grant>;
+  revokeGrant(bucket: string, id: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /** One page of a bucket's audit (`bucket`: its admins), or of every bucket's (`null`: storage admins), newest first. */
+  auditPage(bucket: string | null, filters?: AuditFilters & { pageToken?: string | null; bucket?: string; signal?: AbortSignal }): Promise<AuditPage>;
   /** Uppy's `getUploadParameters`: a signed PUT (or, with `form`, a policy POST) for one file. */
   uploadParameters(
     bucket: string,
@@ -92,15 +126,15 @@ export function createClient(options: ClientOptions): StorageBrokerClient {
   // Protocols seen per bucket: a chunked upload to a bucket known to be on GCS or S3 needs no probe.
   const protocols = new Map<string, Protocol>();
 
-  async function token(): Promise<string> {
-    const value = options.getToken ? await options.getToken() : options.token;
-    if (!value) throw new StorageBrokerError("no token: give `token` or `getToken`", { code: "unauthorized", status: 0, source: "broker" });
-    return value;
+  /** The bearer token; none when neither is given (behind a gatekeeper, which adds it). */
+  async function token(): Promise<string | undefined> {
+    return (options.getToken ? await options.getToken() : options.token) || undefined;
   }
 
   /** A broker call. `idempotent` calls are retried on network errors and 5xx; others are sent once. */
   async function answer(method: string, path: string, body: unknown, signal: AbortSignal | undefined, accept = "application/json", idempotent = true): Promise<Response> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${await token()}`, Accept: accept };
+    const bearer = await token();
+    const headers: Record<string, string> = { Accept: accept, ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}) };
     if (body !== undefined) Object.assign(headers, JSON_HEADERS);
     const once = { ...t, retries: idempotent ? t.retries : 0 };
     let response: Response | undefined;
@@ -120,6 +154,11 @@ export function createClient(options: ClientOptions): StorageBrokerClient {
   const remember = <T extends { protocol?: string }>(bucket: string, signed: T): T => {
     if (signed.protocol) protocols.set(bucket, signed.protocol as Protocol);
     return signed;
+  };
+
+  const path = encodeURIComponent;
+  const nothing = async (method: string, route: string, signal?: AbortSignal) => {
+    await answer(method, route, undefined, signal, "application/json", method !== "POST");
   };
 
   const client: StorageBrokerClient = {
@@ -251,6 +290,35 @@ export function createClient(options: ClientOptions): StorageBrokerClient {
     },
 
     uploadPolicy: (request, o) => call<UploadPolicy>("/v1/upload-policy", request, o?.signal),
+
+    listPage(bucket, o) {
+      const query = new URLSearchParams();
+      if (o?.prefix) query.set("prefix", o.prefix);
+      if (o?.pageToken) query.set("page_token", o.pageToken);
+      return json<ObjectPage>("GET", `/v1/buckets/${path(bucket)}/objects?${query}`, undefined, o?.signal);
+    },
+    bucket: (name, o) => json<Bucket>("GET", `/v1/buckets/${path(name)}`, undefined, o?.signal),
+    createBucket: (request, o) => json<Bucket>("POST", "/v1/buckets", request, o?.signal, false),
+    deleteBucket: (name, o) => nothing("DELETE", `/v1/buckets/${path(name)}`, o?.signal),
+    projects: async (o) => (await json<Schemas["ProjectList"]>("GET", "/v1/projects", undefined, o?.signal)).projects,
+    project: (slug, o) => json<Project>("GET", `/v1/projects/${path(slug)}`, undefined, o?.signal),
+    createProject: (request, o) => json<Project>("POST", "/v1/projects", request, o?.signal, false),
+    setMember: (slug, member, role, o) => json<Member>("PUT", `/v1/projects/${path(slug)}/members/${path(member)}`, { role }, o?.signal),
+    removeMember: (slug, member, o) => nothing("DELETE", `/v1/projects/${path(slug)}/members/${path(member)}`, o?.signal),
+    grants: async (bucket, o) => (await json<Schemas["GrantList"]>("GET", `/v1/buckets/${path(bucket)}/grants`, undefined, o?.signal)).grants,
+    grant: (bucket, grant, o) => json<Grant>("POST", `/v1/buckets/${path(bucket)}/grants`, grant, o?.signal, false),
+    revokeGrant: (bucket, id, o) => nothing("DELETE", `/v1/buckets/${path(bucket)}/grants/${path(id)}`, o?.signal),
+    auditPage(bucket, o = {}) {
+      const query = new URLSearchParams();
+      for (const name of ["subject", "object_prefix", "decision", "since", "until", "bucket"] as const) {
+        const value = o[name];
+        if (value) query.set(name, value);
+      }
+      if (o.limit) query.set("limit", String(o.limit));
+      if (o.pageToken) query.set("page_token", o.pageToken);
+      const route = bucket === null ? `/v1/audit?${query}` : `/v1/buckets/${path(bucket)}/audit?${query}`;
+      return json<AuditPage>("GET", route, undefined, o.signal);
+    },
 
     async uploadParameters(bucket, object, file, o = {}) {
       const contentType = file.type || "application/octet-stream";

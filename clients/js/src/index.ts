@@ -14,6 +14,14 @@ export type {
   BatchResult,
   ManifestLine,
   UploadPolicy,
+  Project,
+  Member,
+  Grant,
+  NewGrant,
+  NewBucket,
+  AuditPage,
+  AuditEvent,
+  AuditFilters,
 } from "./client.js";
 export type { Flow, Protocol, UploadOptions, UploadProgress, UploadResult } from "./upload.js";
 export { StorageBrokerError, StorageCodes } from "./errors.js";

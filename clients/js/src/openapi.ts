@@ -60,6 +60,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every bucket's audit, newest first (storage admins only). */
+        get: operations["audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/buckets": {
         parameters: {
             query?: never;
@@ -97,6 +114,23 @@ export interface paths {
          *     delete every object under the bucket's prefix first.
          */
         delete: operations["delete_bucket"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/buckets/{bucket}/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who touched this bucket's objects and settings, newest first (needs `admin` on the bucket). */
+        get: operations["bucket_audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -344,6 +378,30 @@ export interface components {
          * @enum {string}
          */
         Action: "read" | "write" | "delete" | "share" | "admin";
+        /** @description A page of audit rows, newest first. */
+        AuditPage: {
+            events: components["schemas"]["AuditView"][];
+            next_page_token?: string | null;
+        };
+        /** @description One audited decision. */
+        AuditView: {
+            /** @description What was asked: `SIGN`, `LIST`, `CREATE_GRANT`, `READ_AUDIT`, … */
+            action: string;
+            /** @description RFC 3339, to the microsecond. */
+            at: string;
+            bucket?: string | null;
+            client?: string | null;
+            /** @description `allow`, `deny` or `not_found`. */
+            decision: string;
+            expires_at?: string | null;
+            /** Format: int64 */
+            id: number;
+            method?: string | null;
+            object?: string | null;
+            reason: string;
+            request_id: string;
+            subject?: string | null;
+        };
         /** @description An Azure SAS for a container. */
         AzureSas: {
             container_url: string;
@@ -821,6 +879,58 @@ export interface operations {
             };
         };
     };
+    audit: {
+        parameters: {
+            query?: {
+                /** @description Only this caller (a token's `sub`). */
+                subject?: string;
+                /** @description Only objects whose names start with this. */
+                object_prefix?: string;
+                /** @description `allow`, `deny` or `not_found`. */
+                decision?: string;
+                /** @description RFC 3339: rows at or after. */
+                since?: string;
+                /** @description RFC 3339: rows before. */
+                until?: string;
+                /** @description Rows per page, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description From a previous answer's `next_page_token`. */
+                page_token?: string;
+                /** @description Only this bucket. */
+                bucket?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     list_buckets: {
         parameters: {
             query?: never;
@@ -966,6 +1076,66 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    bucket_audit: {
+        parameters: {
+            query?: {
+                /** @description Only this caller (a token's `sub`). */
+                subject?: string;
+                /** @description Only objects whose names start with this. */
+                object_prefix?: string;
+                /** @description `allow`, `deny` or `not_found`. */
+                decision?: string;
+                /** @description RFC 3339: rows at or after. */
+                since?: string;
+                /** @description RFC 3339: rows before. */
+                until?: string;
+                /** @description Rows per page, 1 to 1000 (default 100). */
+                limit?: number;
+                /** @description From a previous answer's `next_page_token`. */
+                page_token?: string;
+            };
+            header?: never;
+            path: {
+                bucket: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -69,7 +69,13 @@ function viaXhr(req: HttpRequest): Promise<HttpAnswer> {
     const done = () => req.signal?.removeEventListener("abort", abort);
     xhr.onload = () => {
       done();
-      resolve({ status: xhr.status, header: (name) => xhr.getResponseHeader(name), text: async () => xhr.responseText });
+      // From the headers CORS lets the page see (asking for another one logs a warning).
+      const headers = new Map<string, string>();
+      for (const line of xhr.getAllResponseHeaders().trim().split(/[\r\n]+/)) {
+        const colon = line.indexOf(":");
+        if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+      }
+      resolve({ status: xhr.status, header: (name) => headers.get(name.toLowerCase()) ?? null, text: async () => xhr.responseText });
     };
     xhr.onerror = () => {
       done();
