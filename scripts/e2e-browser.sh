@@ -13,11 +13,13 @@
 # scripts/azurite; or FAKE_GCS_SERVER, SEAWEEDFS, AZURITE). E2E_BACKENDS="s3 azure" runs a part.
 # On s3, scripts/e2e/cache.mjs also shows the read reuse window in the browser's cache.
 # Exit 0 only when every upload, download and message held on every backend.
-# Screenshots: target/e2e/browser-upload.png (gcs), browser-upload-s3.png, browser-upload-azure.png
+# Screenshots: target/e2e/browser-upload.png (gcs), browser-upload-s3.png, browser-upload-azure.png.
+# The phase `console` runs the console's suite (scripts/e2e/console.mjs) against `storage-broker
+# dev`, with axe-core from npm; its screenshots go to target/e2e/console/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
-backends=${E2E_BACKENDS:-gcs s3 azure}
+backends=${E2E_BACKENDS:-gcs s3 azure console}
 
 chromium=${CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$chromium" ]; then
@@ -29,11 +31,11 @@ if [ ! -x "$chromium" ]; then
   [ -x "$chromium" ] || { echo "e2e-browser: no Chromium at $chromium; install Debian's chromium or set CHROMIUM" >&2; exit 1; }
 fi
 tools="$PWD/target/tools/e2e"
-if [ ! -d "$tools/node_modules/playwright-core" ]; then
+if [ ! -d "$tools/node_modules/playwright-core" ] || [ ! -d "$tools/node_modules/axe-core" ]; then
   mkdir -p "$tools"
-  npm install --prefix "$tools" --no-audit --no-fund --silent playwright-core@1.65.1 >&2
+  npm install --prefix "$tools" --no-audit --no-fund --silent playwright-core@1.65.1 axe-core@4.14.1 >&2
 fi
-case " $backends " in *" gcs "*) fake_gcs=${FAKE_GCS_SERVER:-$(scripts/fake-gcs-server)} ;; esac
+case " $backends " in *" gcs "*|*" console "*) fake_gcs=${FAKE_GCS_SERVER:-$(scripts/fake-gcs-server)} ;; esac
 case " $backends " in *" s3 "*) weed=${SEAWEEDFS:-$(scripts/seaweedfs)} ;; esac
 case " $backends " in *" azure "*) azurite=${AZURITE:-$(scripts/azurite)} ;; esac
 # The page runs on clients/js: its build.
@@ -108,6 +110,27 @@ phase() {
   mkdir -p "$dir"
   trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
   trap 'exit 143' TERM INT
+  if [ "$backend" = console ]; then
+    # The console (served by the broker, same origin: no CORS) on `dev`'s own GCS emulator.
+    local port
+    port=$(free_port)
+    env -u DATABASE_URL -u BROKER_STORAGE_ENDPOINT -u BROKER_POLICIES_DIR -u BROKER_CORS_ORIGINS \
+      BROKER_LISTEN="127.0.0.1:$port" BROKER_LOG=warn FAKE_GCS_SERVER="$fake_gcs" \
+      "$broker_bin" dev >"$dir/dev.log" 2>&1 &
+    pids+=($!)
+    await_http "http://127.0.0.1:$port/readyz" 180 ok "$!" \
+      || { cat "$dir/dev.log" >&2; echo "e2e-browser: the console's dev stack did not start" >&2; return 1; }
+    # It prints the console's address with the rest of its banner, just after it starts serving.
+    local printed=""
+    for _ in $(seq 150); do
+      grep -q "console   http://127.0.0.1:$port/console/" "$dir/dev.log" && { printed=yes; break; }
+      sleep 0.2
+    done
+    [ -n "$printed" ] || { cat "$dir/dev.log" >&2; echo "e2e-browser: storage-broker dev did not print the console's address" >&2; return 1; }
+    rm -rf target/e2e/console
+    E2E_TOOLS="$tools" CHROMIUM="$chromium" node scripts/e2e/console.mjs "http://127.0.0.1:$port" "$PWD/target/e2e/console"
+    return 0
+  fi
   case "$backend" in
     gcs)
       env=(FAKE_GCS_SERVER="$fake_gcs")

@@ -374,6 +374,11 @@ impl Application {
         background.push(("change feed", cache.listen(store.clone())));
         let (rate_limit, forgetting) = rate_limiter(config.rate_limit).unzip();
         background.extend(forgetting.map(|task| ("rate-limit cleanup", task)));
+        let console_csp =
+            crate::api::console::content_security_policy(&crate::api::console::storage_origins(
+                &policies,
+                config.storage_endpoint.as_ref().map(|s| s.url.as_str()),
+            ));
         let state = AppState::new(Services {
             store,
             audit,
@@ -390,6 +395,7 @@ impl Application {
             read_reuse: config.read_reuse,
             rate_limit,
             page_tokens: Default::default(),
+            console_csp,
         });
 
         if let Some(keys) = fast_keys {

@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod buckets;
+pub mod console;
 mod credentials;
 mod error;
 mod extract;
@@ -69,6 +70,8 @@ pub struct Services {
     pub rate_limit: Option<Arc<SubjectLimiter>>,
     /// Seals listings' page tokens; its key is read from the database on first use.
     pub page_tokens: tokio::sync::OnceCell<page_token::PageTokens>,
+    /// The console's Content-Security-Policy (its storage origins from the backends).
+    pub console_csp: String,
 }
 
 /// A rate limiter keyed by the caller's verified subject.
@@ -258,6 +261,7 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             get(move || async move { axum::Json(document.as_ref().clone()) }),
         )
+        .merge(console::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

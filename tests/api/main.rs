@@ -10,6 +10,7 @@ mod azurite;
 mod backends;
 mod batch;
 mod consistency;
+mod console;
 mod cors;
 mod credentials;
 mod dev;

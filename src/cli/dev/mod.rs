@@ -408,6 +408,7 @@ fn run_stack(backend: DevBackend, endpoint: Option<String>) -> Result<(), String
         });
         println!(
             "storage-broker dev: listening on {base}\n\
+             \x20 console   {base}/console/ (sign in as anyone)\n\
              \x20 database  {database_line}\n\
              \x20 issuer    {} (ES256; more tokens: storage-broker dev token NAME --groups /g --roles storage-admin)\n\
              \x20 signing   {signer} with a key made for this run\n\
