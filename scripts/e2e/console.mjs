@@ -121,6 +121,22 @@ try {
   await page.waitForSelector("tr[data-name='reports/big.bin']");
   await shot("upload");
 
+  // -- cancel an upload in flight: storage is held until the cancel, then the request dies
+  const storageOrigin = new URL(await (async () => {
+    const { access_token: t } = await fetch(`${broker}/dev/token?sub=alice`).then((r) => r.json());
+    return (await fetch(`${broker}/v1/sign`, { method: "POST", headers: { Authorization: `Bearer ${t}`, "Content-Type": "application/json" }, body: JSON.stringify({ bucket: "u-alice", object: "x", method: "GET" }) }).then((r) => r.json())).url;
+  })()).origin;
+  let held;
+  const reached = new Promise((resolve) => (held = resolve));
+  const holdCancel = (route) => { held(); /* never continued: the cancel aborts it */ };
+  await page.route((url) => url.origin === storageOrigin && url.pathname.includes("cancel.bin"), holdCancel);
+  await page.setInputFiles("#files", { name: "cancel.bin", mimeType: "application/octet-stream", buffer: Buffer.alloc(1024 * 1024, 7) });
+  await reached;
+  await page.click("text=Cancel cancel.bin");
+  await page.waitForSelector(".uploads li[data-done='cancelled']");
+  await page.unroute((url) => url.origin === storageOrigin && url.pathname.includes("cancel.bin"), holdCancel);
+  check((await page.textContent(".uploads li[data-done='cancelled']")).includes("cancelled") && !(await page.isVisible("tr[data-name='reports/cancel.bin']")), "an upload cancelled mid-way says so and stores nothing");
+
   // -- browse: the top shows the folder, the folder its files
   await page.click(".crumbs a >> text=u-alice");
   await page.waitForSelector("tr[data-name='reports/']");
@@ -136,6 +152,19 @@ try {
   await axe("object browser");
   await shot("browser");
 
+  // -- delete, after a confirmation (cancelled once)
+  await page.click(".crumbs a >> text=u-alice");
+  await page.waitForSelector("tr[data-name='private.txt']");
+  await page.click("button[aria-label='Delete private.txt']");
+  await page.click("dialog button.secondary");
+  check(await page.isVisible("tr[data-name='private.txt']"), "cancelling the confirmation deletes nothing");
+  await page.setInputFiles("#files", { name: "scratch.txt", mimeType: "text/plain", buffer: Buffer.from("delete me\n") });
+  await page.waitForSelector("tr[data-name='scratch.txt']");
+  await page.click("button[aria-label='Delete scratch.txt']");
+  await page.click("dialog button.danger");
+  await waitStatus(/Deleted scratch.txt/);
+  check(!(await page.isVisible("tr[data-name='scratch.txt']")), "a confirmed delete removes the object");
+
   // -- a project, and bob in it as editor
   await page.click("nav[aria-label=Main] >> text=Projects");
   await page.waitForSelector("#project-form");
@@ -149,6 +178,12 @@ try {
   await page.waitForSelector("tr[data-member='user:bob']");
   check((await page.$eval("tr[data-member='user:bob'] select", (s) => s.value)) === "editor", "bob is in project vision as editor");
   check((await page.$$("tr[data-member]")).length === 2, "the project has alice (owner) and bob");
+  // The last owner stays: alice may not make herself a viewer.
+  await page.selectOption("tr[data-member='user:alice'] select", "viewer");
+  await waitStatus(/at least one owner/);
+  await page.waitForFunction(() => document.querySelector("tr[data-member='user:alice'] select")?.value === "owner");
+  const kept = await (await api("alice", "/v1/projects/vision")).json();
+  check(kept.members.find((m) => m.member === "user:alice")?.role === "owner" && /at least one owner/.test(await status()), `the last owner stays, in a sentence: "${await status()}"`);
   await axe("project");
   await shot("project");
   const projectBucket = await api("bob", "/v1/buckets/p-vision");
