@@ -250,7 +250,11 @@ try {
   await page.waitForSelector("#audit-form");
   await page.fill("#audit-subject", "carol");
   await page.click("#audit-form button[type=submit]");
-  await page.waitForSelector("tr[data-subject='carol']");
+  // The filtered page has replaced the unfiltered one: every row is carol's.
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll("tbody tr[data-subject]")];
+    return rows.length > 0 && rows.every((tr) => tr.dataset.subject === "carol");
+  });
   const rows = await page.$$eval("tbody tr[data-subject]", (trs) => trs.map((tr) => ({ decision: tr.dataset.decision, text: tr.textContent })));
   check(rows.some((r) => r.decision === "allow" && /GET/.test(r.text) && /reports\/notes\.txt/.test(r.text)), "the audit shows carol reading reports/notes.txt");
   check(rows.some((r) => r.decision === "allow" && /LIST/.test(r.text)), "the audit shows carol listing");
@@ -258,7 +262,7 @@ try {
   const download = page.waitForEvent("download");
   await page.click("text=Export as NDJSON");
   const exported = readFileSync(await (await download).path(), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  check(exported.length === rows.length && exported.every((e) => e.subject === "carol"), `the NDJSON export holds the same ${exported.length} rows`);
+  check(exported.length === rows.length && exported.every((e) => e.subject === "carol"), `the NDJSON export holds the same ${exported.length} rows (the page shows ${rows.length}; subjects ${[...new Set(exported.map((e) => e.subject))]})`);
   await axe("audit");
   await shot("audit");
 
