@@ -132,7 +132,7 @@ fn filter(query: &AuditQuery, bucket: Option<String>) -> Result<AuditFilter, Api
         ));
     }
     Ok(AuditFilter {
-        bucket,
+        bucket: text("bucket", &bucket)?,
         subject: text("subject", &query.subject)?,
         object_prefix: text("object_prefix", &query.object_prefix)?,
         decision,

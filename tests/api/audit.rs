@@ -245,6 +245,13 @@ async fn the_whole_audit_is_for_storage_admins() {
     // Alice's refusal was audited, and the admin's own read too.
     let refused = audit(&app, "/v1/audit?decision=deny&subject=alice", &root).await;
     assert_eq!(rows(&refused, "method"), ["READ_AUDIT"]);
+    let long = "b".repeat(2000);
+    expect_problem(
+        app.get(&format!("/v1/audit?bucket={long}"), &root).await,
+        400,
+        "invalid_filter",
+    )
+    .await;
     let bobs = audit(
         &app,
         &format!("/v1/audit?bucket={bob_bucket}&subject=bob"),
