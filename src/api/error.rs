@@ -168,10 +168,15 @@ pub struct Problem {
     pub code: String,
 }
 
+/// The problem `code` of an error answer, left in its extensions for the metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (self.status(), body).into_response();
+        response.extensions_mut().insert(ProblemCode(self.code()));
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -27,6 +27,12 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    route: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
     method: String,
 }
@@ -40,6 +46,7 @@ struct OutcomeLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
     in_flight: Family<RouteLabels, Gauge>,
     latency: Family<RouteLabels, Histogram>,
     urls_signed: Family<MethodLabels, Counter>,
@@ -55,6 +62,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("storage_broker");
         let requests = Family::<RequestLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
         let in_flight = Family::<RouteLabels, Gauge>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -65,6 +73,11 @@ impl Default for Metrics {
             "http_requests",
             "HTTP requests by method, route and status",
             requests.clone(),
+        );
+        registry.register(
+            "errors",
+            "Problem answers (problem+json) by route and stable code",
+            errors.clone(),
         );
         registry.register(
             "http_requests_in_flight",
@@ -89,6 +102,7 @@ impl Default for Metrics {
         Self {
             registry,
             requests,
+            errors,
             in_flight,
             latency,
             urls_signed,
@@ -145,6 +159,16 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let _in_flight = InFlight::enter(in_flight);
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    if let Some(super::error::ProblemCode(code)) = response.extensions().get() {
+        state
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                route: route.clone(),
+                code: (*code).to_owned(),
+            })
+            .inc();
+    }
     state
         .metrics
         .latency

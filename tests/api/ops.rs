@@ -64,6 +64,7 @@ async fn health_readiness_metrics_openapi() {
         "storage_broker_decisions_total{outcome=\"allow\"} 1",
         "storage_broker_decisions_total{outcome=\"not_found\"} 1",
         "storage_broker_http_requests_total{method=\"POST\",route=\"/v1/sign\",status=\"200\"} 1",
+        "storage_broker_errors_total{route=\"/v1/sign\",code=\"not_found\"} 1",
         "storage_broker_http_request_duration_seconds_bucket{le=",
     ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
