@@ -302,7 +302,9 @@ pub async fn credentials(
         ))
         .signed(&mut trail, expires_at);
     trail.commit().await?;
-    state.metrics.url_signed(method);
+    state
+        .metrics
+        .url_signed(class.backend_kind.protocol(), method);
     let storage = location(
         &state,
         &class.backend,

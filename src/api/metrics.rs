@@ -33,7 +33,8 @@ struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
+struct SignedLabels {
+    protocol: String,
     method: String,
 }
 
@@ -49,7 +50,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     in_flight: Family<RouteLabels, Gauge>,
     latency: Family<RouteLabels, Histogram>,
-    urls_signed: Family<MethodLabels, Counter>,
+    urls_signed: Family<SignedLabels, Counter>,
     decisions: Family<OutcomeLabels, Counter>,
 }
 
@@ -67,7 +68,7 @@ impl Default for Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
-        let urls_signed = Family::<MethodLabels, Counter>::default();
+        let urls_signed = Family::<SignedLabels, Counter>::default();
         let decisions = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -91,7 +92,7 @@ impl Default for Metrics {
         );
         registry.register(
             "urls_signed",
-            "Signed URLs and POST policies issued, by method",
+            "Signed URLs, POST policies and vended credentials issued, by protocol (gcs-v4, s3-sigv4, azure-sas) and method",
             urls_signed.clone(),
         );
         registry.register(
@@ -113,9 +114,10 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts a URL signed for `method` (`GET`, …, `RESUMABLE`, `POST_POLICY`).
-    pub fn url_signed(&self, method: &str) {
+    pub fn url_signed(&self, protocol: &str, method: &str) {
         self.urls_signed
-            .get_or_create(&MethodLabels {
+            .get_or_create(&SignedLabels {
+                protocol: protocol.to_owned(),
                 method: method.to_owned(),
             })
             .inc();

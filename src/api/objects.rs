@@ -406,7 +406,7 @@ async fn manifest_page(
     // The page's rows are committed before any of its URLs is written.
     trail.commit().await?;
     for line in rendered {
-        state.metrics.url_signed("GET");
+        state.metrics.url_signed(&line.protocol, "GET");
         if serde_json::to_writer(&mut lines, &line).is_ok() {
             lines.push(b'\n');
         }

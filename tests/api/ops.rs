@@ -60,7 +60,7 @@ async fn health_readiness_metrics_openapi() {
         .await
         .expect("text");
     for needle in [
-        "storage_broker_urls_signed_total{method=\"GET\"} 1",
+        "storage_broker_urls_signed_total{protocol=\"gcs-v4\",method=\"GET\"} 1",
         "storage_broker_decisions_total{outcome=\"allow\"} 1",
         "storage_broker_decisions_total{outcome=\"not_found\"} 1",
         "storage_broker_http_requests_total{method=\"POST\",route=\"/v1/sign\",status=\"200\"} 1",

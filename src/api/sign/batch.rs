@@ -215,7 +215,9 @@ async fn run_chunk<'a>(
     // Every URL's row is committed before any URL of this run is answered.
     trail.commit().await?;
     for (slot, index, shape, url) in answers {
-        state.metrics.url_signed(shape.method.label());
+        state
+            .metrics
+            .url_signed(shape.protocol, shape.method.label());
         results[slot] = Some(BatchResult::Signed {
             index,
             signed: answer(url, shape),

@@ -75,7 +75,9 @@ pub async fn sign(
     };
     allowed.signed(&mut trail, signed.expires_at);
     trail.commit().await?;
-    state.metrics.url_signed(shape.method.label());
+    state
+        .metrics
+        .url_signed(shape.protocol, shape.method.label());
     Ok(Json(answer(signed, shape)))
 }
 

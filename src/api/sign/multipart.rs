@@ -432,7 +432,7 @@ pub async fn multipart(
     };
     allowed.noting(&note).signed(&mut trail, expires_at);
     trail.commit().await?;
-    state.metrics.url_signed(step.label());
+    state.metrics.url_signed(signer.protocol(), step.label());
     Ok(Json(MultipartResponse {
         part_size: part_size.filter(|_| step == Step::Create),
         protocol: signer.protocol().to_owned(),

@@ -142,7 +142,7 @@ pub async fn upload_policy(
     };
     allowed.signed(&mut trail, signed.expires_at);
     trail.commit().await?;
-    state.metrics.url_signed("POST_POLICY");
+    state.metrics.url_signed(signer.protocol(), "POST_POLICY");
     Ok(Json(UploadPolicyResponse {
         url: signed.url,
         fields: signed.fields.into_iter().collect(),
