@@ -23,3 +23,4 @@ pub mod policy;
 pub mod signer;
 pub mod signing;
 pub mod store;
+pub mod telemetry;

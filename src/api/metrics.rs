@@ -100,6 +100,58 @@ impl Default for Metrics {
             "Authorization decisions by outcome",
             decisions.clone(),
         );
+        // The parts outside the request path (crate::telemetry).
+        let parts = &crate::telemetry::COMPONENTS;
+        registry.register(
+            "audit_commit_seconds",
+            "Seconds one audit commit (a shared INSERT and its commit) takes",
+            parts.audit_commit_seconds.clone(),
+        );
+        registry.register(
+            "audit_commit_rows",
+            "Audit rows per commit",
+            parts.audit_commit_rows.clone(),
+        );
+        registry.register(
+            "audit_commit_failures",
+            "Audit commits that failed",
+            parts.audit_commit_failures.clone(),
+        );
+        registry.register(
+            "jwks_refreshed_timestamp_seconds",
+            "Unix time of the last successful JWKS fetch",
+            parts.jwks_refreshed.clone(),
+        );
+        registry.register(
+            "jwks_refresh_failures",
+            "JWKS fetches that failed (the cached keys stay in use)",
+            parts.jwks_refresh_failures.clone(),
+        );
+        registry.register(
+            "signing_key_checked_timestamp_seconds",
+            "Unix time the signing key files were last checked",
+            parts.signing_key_checked.clone(),
+        );
+        registry.register(
+            "signing_key_unreadable",
+            "1 when no signing key file could be read at the last check",
+            parts.signing_key_unreadable.clone(),
+        );
+        registry.register(
+            "keyless_call_seconds",
+            "Seconds one IAM signBlob call takes",
+            parts.keyless_call_seconds.clone(),
+        );
+        registry.register(
+            "keyless_call_failures",
+            "IAM signBlob calls that failed or were throttled (then retried)",
+            parts.keyless_call_failures.clone(),
+        );
+        registry.register(
+            "change_feed_connected",
+            "1 while this replica's change feed (LISTEN) is connected",
+            parts.change_feed_connected.clone(),
+        );
         Self {
             registry,
             requests,

@@ -107,16 +107,26 @@ impl IamSigner {
                 }
             };
             let call = self.throttle.call().await;
+            let parts = &crate::telemetry::COMPONENTS;
+            let started = std::time::Instant::now();
             let sent = self.http.post(&url).bearer_auth(token).json(&body).send();
-            let response = match sent.await {
+            let sent = sent.await;
+            parts
+                .keyless_call_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let response = match sent {
                 Ok(response) => response,
                 Err(err) => {
+                    parts.keyless_call_failures.inc();
                     call.done(Outcome::Failed);
                     last = format!("signBlob: {err}");
                     continue;
                 }
             };
             let status = response.status();
+            if !status.is_success() {
+                parts.keyless_call_failures.inc();
+            }
             call.done(match status.as_u16() {
                 429 => Outcome::Throttled,
                 _ if status.is_success() => Outcome::Answered,

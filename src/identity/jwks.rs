@@ -98,7 +98,22 @@ impl KeyStore {
         self.fetch_locked(&mut state).await
     }
 
+    /// Fetches the key set, counting the outcome (`crate::telemetry`).
     async fn fetch_locked(&self, state: &mut FetchState) -> Result<usize, String> {
+        let parts = &crate::telemetry::COMPONENTS;
+        let fetched = self.fetch_once(state).await;
+        match fetched {
+            Ok(_) => {
+                parts.jwks_refreshed.set(crate::telemetry::unix_now());
+            }
+            Err(_) => {
+                parts.jwks_refresh_failures.inc();
+            }
+        }
+        fetched
+    }
+
+    async fn fetch_once(&self, state: &mut FetchState) -> Result<usize, String> {
         state.last_attempt = Some(Instant::now());
         let url = match &state.jwks_url {
             Some(url) => url.clone(),

@@ -252,6 +252,10 @@ pub fn reload_keys(
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // The key in use was read at start-up.
+        let parts = &crate::telemetry::COMPONENTS;
+        parts.signing_key_checked.set(crate::telemetry::unix_now());
+        parts.signing_key_unreadable.set(0);
         loop {
             tokio::time::sleep(every).await;
             let reading = files.clone();
@@ -263,6 +267,11 @@ pub fn reload_keys(
             for error in &errors {
                 tracing::warn!(%error, "a signing key file cannot be used");
             }
+            let parts = &crate::telemetry::COMPONENTS;
+            parts.signing_key_checked.set(crate::telemetry::unix_now());
+            parts
+                .signing_key_unreadable
+                .set(i64::from(loaded.is_none()));
             match loaded {
                 Some(key) if key.fingerprint != current => {
                     current = key.fingerprint;

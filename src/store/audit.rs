@@ -116,7 +116,16 @@ async fn write_loop(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
 /// refuses), inserts each request's rows alone, so that only the guilty request fails.
 async fn commit(pool: &PgPool, batch: Vec<Pending>) {
     let events: Vec<&AuditEvent> = batch.iter().flat_map(|p| &p.events).collect();
+    let parts = &crate::telemetry::COMPONENTS;
+    let started = std::time::Instant::now();
     let result = insert(pool, &events).await;
+    parts
+        .audit_commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    parts.audit_commit_rows.observe(events.len() as f64);
+    if result.is_err() {
+        parts.audit_commit_failures.inc();
+    }
     match result {
         Ok(()) => {
             for pending in batch {

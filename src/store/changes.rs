@@ -130,6 +130,7 @@ impl DecisionCache {
                     tracing::warn!(error = %err, "change feed lost; caching off until it reconnects");
                 }
                 cache.live.store(false, Ordering::Release);
+                crate::telemetry::COMPONENTS.change_feed_connected.set(0);
                 cache.drop_everything();
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -142,6 +143,7 @@ impl DecisionCache {
         // Anything may have changed while nobody listened.
         self.drop_everything();
         self.live.store(true, Ordering::Release);
+        crate::telemetry::COMPONENTS.change_feed_connected.set(1);
         tracing::info!("change feed listening");
         loop {
             // `None`: the connection was lost; reconnect from the top.

@@ -65,10 +65,31 @@ async fn health_readiness_metrics_openapi() {
         "storage_broker_decisions_total{outcome=\"not_found\"} 1",
         "storage_broker_http_requests_total{method=\"POST\",route=\"/v1/sign\",status=\"200\"} 1",
         "storage_broker_errors_total{route=\"/v1/sign\",code=\"not_found\"} 1",
+        // The parts outside the request path (crate::telemetry).
+        "storage_broker_audit_commit_seconds_bucket{le=",
+        "storage_broker_audit_commit_rows_count ",
+        "storage_broker_audit_commit_failures_total 0",
+        "storage_broker_jwks_refresh_failures_total 0",
+        "storage_broker_signing_key_unreadable 0",
+        "storage_broker_keyless_call_seconds_count 0",
+        "storage_broker_change_feed_connected ",
         "storage_broker_http_request_duration_seconds_bucket{le=",
     ] {
         assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
     }
+    let gauge = |name: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from\n{metrics}"))
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let refreshed = gauge("storage_broker_jwks_refreshed_timestamp_seconds");
+    assert!(
+        (now - 300..=now).contains(&refreshed),
+        "JWKS refreshed at {refreshed}, now {now}"
+    );
 
     let doc: Value = app
         .client
