@@ -383,3 +383,68 @@ async fn sigterm_under_load_loses_no_audit_row() {
         missing.len()
     );
 }
+
+/// Every metric the Grafana dashboard and the alerts query is one `/metrics` exports
+/// (kustomize/components/monitoring).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
+    let app = TestApp::spawn().await;
+    // Families with labels appear once used: a URL signed, an error answered.
+    let bucket = app.personal_bucket("alice").await;
+    let signed = app
+        .sign(
+            "alice",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await;
+    assert_eq!(signed.status(), 200);
+    expect_problem(
+        app.sign(
+            "bob",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    let exported: std::collections::HashSet<&str> = metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .collect();
+    let monitoring = crate::helpers::repo().join("kustomize/components/monitoring");
+    let mut queried = std::collections::BTreeSet::new();
+    for file in [
+        "storage-broker.json",
+        "prometheusrule.yaml",
+        "alerts.test.yaml",
+    ] {
+        let text = std::fs::read_to_string(monitoring.join(file)).expect("read");
+        for (at, _) in text.match_indices("storage_broker_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            queried.insert(name);
+        }
+    }
+    assert!(queried.len() >= 12, "{queried:?}");
+    let missing: Vec<&String> = queried
+        .iter()
+        .filter(|name| !exported.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "queried but not exported: {missing:?}\n{metrics}"
+    );
+}
