@@ -4,6 +4,8 @@
 //! them beside the request metrics, so `/metrics` serves both. The dashboard and the alerts in
 //! `kustomize/monitoring/` query them.
 
+pub mod traces;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};

@@ -94,10 +94,12 @@ impl<'a> AuditTrail<'a> {
         if self.rows.is_empty() {
             return Ok(());
         }
+        use tracing::Instrument;
         for row in &self.rows {
             self.state.metrics.decision(row.decision);
         }
-        Ok(self.state.audit.record(self.rows).await?)
+        let span = tracing::debug_span!("audit_commit", rows = self.rows.len());
+        Ok(self.state.audit.record(self.rows).instrument(span).await?)
     }
 
     /// Commits the refusals recorded so far and gives back the error to answer (or the
@@ -217,6 +219,7 @@ impl<'a> BucketAccess<'a> {
         caller: &'a Caller,
         bucket: &str,
     ) -> Result<Self, ApiError> {
+        use tracing::Instrument;
         let context = state
             .cache
             .access_context(
@@ -225,6 +228,7 @@ impl<'a> BucketAccess<'a> {
                 &caller.grant_principals,
                 &caller.member_keys,
             )
+            .instrument(tracing::debug_span!("decision", bucket))
             .await?;
         Ok(Self::with_context(state, caller, bucket, context))
     }

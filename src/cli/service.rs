@@ -10,29 +10,48 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Logs to stderr: `BROKER_LOG` (or `RUST_LOG`) filters, default `info`; `BROKER_LOG_FORMAT=json`
-/// for JSON lines.
-pub fn init_logging() {
+/// for JSON lines. With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans go out over OTLP as well; keep
+/// the answer until the end, when dropping it flushes them.
+pub fn init_logging() -> Option<crate::telemetry::traces::Traces> {
+    use tracing_subscriber::prelude::*;
     let filter = std::env::var("BROKER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Targets (`info`, `storage_broker=debug,sqlx=warn`): as a per-layer filter beside the
+    // traces' own, it leaves the request's span to the trace layer, which EnvFilter did not.
+    let filter: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_else(|_| {
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+    });
     // Colour only for a person at a terminal: not in files, pipes or log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let _ = if std::env::var("BROKER_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().try_init()
+    let fmt = if std::env::var("BROKER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
+    // Each layer its own filter: the request's inner spans (decision, sign, audit_commit) are
+    // debug spans, off for the logs, on for the traces, and cost nothing when traces are off.
+    let (otel, traces) = crate::telemetry::traces::layer().unzip();
+    let otel = otel.map(|layer| {
+        layer.with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("storage_broker", tracing::Level::DEBUG)
+                .with_default(tracing::Level::INFO),
+        )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init();
+    traces
 }
 
 /// Runs the HTTP service until SIGINT or SIGTERM.
 pub fn serve() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    init_logging();
+    let _traces = init_logging();
     runtime()?.block_on(async {
         let app = Application::build(&config)
             .await

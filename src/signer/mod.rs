@@ -110,10 +110,16 @@ impl BackendSigner {
         url: ObjectUrl,
         now: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
-        match ReuseKey::of(&url, now, || self.generation()) {
-            Some((key, at)) => self.reuse.get_or_sign(key, self.sign_at(url, at)).await,
-            None => self.sign_at(url, now).await,
+        use tracing::Instrument;
+        let span = tracing::debug_span!("sign", protocol = self.protocol());
+        async {
+            match ReuseKey::of(&url, now, || self.generation()) {
+                Some((key, at)) => self.reuse.get_or_sign(key, self.sign_at(url, at)).await,
+                None => self.sign_at(url, now).await,
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Signatures made for reusable reads, and reads answered without one (for benchmarks).

@@ -26,4 +26,5 @@ mod s3_emulator;
 mod sharing;
 mod sign;
 mod signing_keys;
+mod traces;
 mod upload_policy;

@@ -273,7 +273,7 @@ fn run_stack(backend: DevBackend, endpoint: Option<String>) -> Result<(), String
         );
     }
     let other_storage = endpoint.or_else(|| backend.default_endpoint().map(str::to_owned));
-    crate::cli::service::init_logging();
+    let _traces = crate::cli::service::init_logging();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let run_dir = RunDir::make()?;
     let (database_url, throwaway) = match env("DATABASE_URL") {
