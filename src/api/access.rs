@@ -98,7 +98,7 @@ impl<'a> AuditTrail<'a> {
         for row in &self.rows {
             self.state.metrics.decision(row.decision);
         }
-        let span = tracing::debug_span!("audit_commit", rows = self.rows.len());
+        let span = tracing::info_span!("audit_commit", rows = self.rows.len());
         Ok(self.state.audit.record(self.rows).instrument(span).await?)
     }
 
@@ -228,7 +228,7 @@ impl<'a> BucketAccess<'a> {
                 &caller.grant_principals,
                 &caller.member_keys,
             )
-            .instrument(tracing::debug_span!("decision", bucket))
+            .instrument(tracing::info_span!("decision", bucket))
             .await?;
         Ok(Self::with_context(state, caller, bucket, context))
     }

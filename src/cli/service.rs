@@ -17,8 +17,7 @@ pub fn init_logging() -> Option<crate::telemetry::traces::Traces> {
     let filter = std::env::var("BROKER_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    // Targets (`info`, `storage_broker=debug,sqlx=warn`): as a per-layer filter beside the
-    // traces' own, it leaves the request's span to the trace layer, which EnvFilter did not.
+    // Targets: `info`, `storage_broker=debug,sqlx=warn`.
     let filter: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_else(|_| {
         tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
     });
@@ -31,18 +30,12 @@ pub fn init_logging() -> Option<crate::telemetry::traces::Traces> {
     } else {
         fmt.boxed()
     };
-    // Each layer its own filter: the request's inner spans (decision, sign, audit_commit) are
-    // debug spans, off for the logs, on for the traces, and cost nothing when traces are off.
+    // One filter for both layers (per-layer filters lost the request's span to the trace layer
+    // now and then).
     let (otel, traces) = crate::telemetry::traces::layer().unzip();
-    let otel = otel.map(|layer| {
-        layer.with_filter(
-            tracing_subscriber::filter::Targets::new()
-                .with_target("storage_broker", tracing::Level::DEBUG)
-                .with_default(tracing::Level::INFO),
-        )
-    });
     let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(filter)
+        .with(fmt)
         .with(otel)
         .try_init();
     traces

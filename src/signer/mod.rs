@@ -111,7 +111,7 @@ impl BackendSigner {
         now: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
         use tracing::Instrument;
-        let span = tracing::debug_span!("sign", protocol = self.protocol());
+        let span = tracing::info_span!("sign", protocol = self.protocol());
         async {
             match ReuseKey::of(&url, now, || self.generation()) {
                 Some((key, at)) => self.reuse.get_or_sign(key, self.sign_at(url, at)).await,
