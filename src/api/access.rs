@@ -98,7 +98,8 @@ impl<'a> AuditTrail<'a> {
         for row in &self.rows {
             self.state.metrics.decision(row.decision);
         }
-        let span = tracing::info_span!("audit_commit", rows = self.rows.len());
+        let rows = self.rows.len();
+        let span = crate::telemetry::traces::inner(|| tracing::info_span!("audit_commit", rows));
         Ok(self.state.audit.record(self.rows).instrument(span).await?)
     }
 
@@ -228,7 +229,9 @@ impl<'a> BucketAccess<'a> {
                 &caller.grant_principals,
                 &caller.member_keys,
             )
-            .instrument(tracing::info_span!("decision", bucket))
+            .instrument(crate::telemetry::traces::inner(|| {
+                tracing::info_span!("decision", bucket)
+            }))
             .await?;
         Ok(Self::with_context(state, caller, bucket, context))
     }

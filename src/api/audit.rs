@@ -5,7 +5,7 @@
 
 use super::access::{AuditTrail, BucketAccess, Operation};
 use super::{ApiError, AppState, Caller};
-use crate::policy::{Action, Decision, Scope};
+use crate::policy::{Action, Scope, may_read_all_audit};
 use crate::store::{AuditFilter, AuditRow};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -255,11 +255,7 @@ pub async fn audit(
         object: None,
         method: "READ_AUDIT",
     };
-    let decision = if caller.admin {
-        Decision::Allow("storage admin".into())
-    } else {
-        Decision::Deny("the whole audit is for storage admins".into())
-    };
+    let decision = may_read_all_audit(&caller.as_policy_caller(&[]));
     match trail.settle(operation, decision) {
         Ok(allowed) => allowed.done(&mut trail),
         Err(error) => return Err(trail.fail(error).await),

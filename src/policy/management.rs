@@ -18,6 +18,16 @@ pub struct NewBucket<'a> {
     pub registers: bool,
 }
 
+/// Whether `caller` may read every bucket's audit (`GET /v1/audit`): storage admins only. A
+/// bucket's own audit is `admin` on that bucket, decided like any other action.
+pub fn may_read_all_audit(caller: &Caller<'_>) -> Decision {
+    if caller.admin {
+        Decision::Allow("storage admin".into())
+    } else {
+        Decision::Deny("the whole audit is for storage admins".into())
+    }
+}
+
 /// Whether `caller` may make `bucket`. Classification is a clearance, not a permission:
 /// nobody, storage admins included, makes a bucket they could not see. Registering existing
 /// storage and setting `read_only` are for storage admins; a project bucket, for the project's
@@ -157,6 +167,19 @@ mod tests {
             clearance,
             admin,
         }
+    }
+
+    #[test]
+    fn the_whole_audit_is_for_storage_admins_only() {
+        let owner = [member("vision", "owner")];
+        assert!(matches!(
+            may_read_all_audit(&caller(&[], true, 0)),
+            Decision::Allow(_)
+        ));
+        assert!(matches!(
+            may_read_all_audit(&caller(&owner, false, 2)),
+            Decision::Deny(_)
+        ));
     }
 
     #[test]

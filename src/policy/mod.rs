@@ -20,7 +20,9 @@ pub use limits::{
     LifetimeRefused, LimitExceeded, check_ttl, check_upload, credential_lifetime, reuse_window,
     ttl_limit,
 };
-pub use management::{GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant};
+pub use management::{
+    GrantRefused, NewBucket, may_change_members, may_create_bucket, may_grant, may_read_all_audit,
+};
 pub use names::{
     LogicalBucketName, MAX_OBJECT_KEY_BYTES, ObjectKey, ObjectPrefix, ProjectSlug, check_text,
     control_character, owner_segment,

@@ -111,7 +111,9 @@ impl BackendSigner {
         now: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
         use tracing::Instrument;
-        let span = tracing::info_span!("sign", protocol = self.protocol());
+        let span = crate::telemetry::traces::inner(|| {
+            tracing::info_span!("sign", protocol = self.protocol())
+        });
         async {
             match ReuseKey::of(&url, now, || self.generation()) {
                 Some((key, at)) => self.reuse.get_or_sign(key, self.sign_at(url, at)).await,

@@ -23,14 +23,27 @@ impl Drop for Traces {
     }
 }
 
-/// Whether the environment asks for traces.
+/// Whether the environment asks for traces (read once: requests ask it).
 pub fn wanted() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+    static WANTED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+    });
+    *WANTED
+}
+
+/// `make()`'s span when traces are on; none otherwise, so that the request's inner spans cost
+/// nothing on the hot path when nobody collects them.
+pub fn inner(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    if wanted() {
+        make()
+    } else {
+        tracing::Span::none()
+    }
 }
 
 /// The tracing layer that exports spans, and its guard; `None` when traces are off or the

@@ -30,35 +30,7 @@ async fn health_readiness_metrics_openapi() {
         "{ready}"
     );
 
-    let bucket = app.personal_bucket("alice").await;
-    assert_eq!(
-        app.sign(
-            "alice",
-            json!({ "bucket": bucket, "object": "x", "method": "GET" })
-        )
-        .await
-        .status(),
-        200
-    );
-    expect_problem(
-        app.sign(
-            "bob",
-            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_after_a_signature_and_a_refusal(&app).await;
     for needle in [
         "storage_broker_urls_signed_total{protocol=\"gcs-v4\",method=\"GET\"} 1",
         "storage_broker_decisions_total{outcome=\"allow\"} 1",
@@ -389,34 +361,7 @@ async fn sigterm_under_load_loses_no_audit_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
     let app = TestApp::spawn().await;
-    // Families with labels appear once used: a URL signed, an error answered.
-    let bucket = app.personal_bucket("alice").await;
-    let signed = app
-        .sign(
-            "alice",
-            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
-        )
-        .await;
-    assert_eq!(signed.status(), 200);
-    expect_problem(
-        app.sign(
-            "bob",
-            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_after_a_signature_and_a_refusal(&app).await;
     let exported: std::collections::HashSet<&str> = metrics
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -447,4 +392,35 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
         missing.is_empty(),
         "queried but not exported: {missing:?}\n{metrics}"
     );
+}
+
+/// `/metrics` after alice signs a GET in her bucket and bob is refused it: families with labels
+/// appear once used.
+async fn metrics_after_a_signature_and_a_refusal(app: &TestApp) -> String {
+    let bucket = app.personal_bucket("alice").await;
+    let signed = app
+        .sign(
+            "alice",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await;
+    assert_eq!(signed.status(), 200);
+    expect_problem(
+        app.sign(
+            "bob",
+            json!({ "bucket": bucket, "object": "x", "method": "GET" }),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    app.client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text")
 }
