@@ -44,11 +44,91 @@ struct Backends {
     renewing: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// A signer and a control plane for every S3 and Azure backend a class is on, their
-/// credentials read now: a missing or unreadable key stops the start, naming the backend.
+/// GCS signing as configured: with the key files, or keyless (with HMAC keys when asked), and
+/// what the control plane and credential vending need of it.
+struct GcsSigning {
+    signer: SigningService,
+    metadata: Option<Arc<crate::cloud::MetadataServer>>,
+    key: Option<crate::signing::LoadedKey>,
+    fast_keys: Option<Arc<crate::cloud::HmacKeys>>,
+    keyless_email: Option<String>,
+}
+
+async fn gcs_signing(
+    config: &Config,
+    endpoint: &Endpoint,
+    key_files: &KeyFiles,
+    http: &reqwest::Client,
+) -> Result<GcsSigning, StartError> {
+    let mut keyless_email = None;
+    let mut fast_keys = None;
+    let (signer, metadata, key) = if config.signing_credentials.is_empty() {
+        let (iam, metadata) = keyless_signer(&config.keyless, http.clone()).await?;
+        keyless_email = Some(iam.email().to_owned());
+        if config.keyless.hmac {
+            let keys = hmac_keys(config, &iam, endpoint, http.clone()).await?;
+            fast_keys = Some(keys);
+        }
+        let signer = SigningService::keyless(
+            iam,
+            endpoint.clone(),
+            UrlStyle::Path,
+            config.keyless.concurrency,
+            fast_keys.clone(),
+        );
+        (signer, Some(metadata), None)
+    } else {
+        let key = key_files
+            .load_all()
+            .map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?;
+        let signer = SigningService::local(UrlSigner::new(
+            key.signer.clone(),
+            endpoint.clone(),
+            UrlStyle::Path,
+        ));
+        (signer, None, Some(key))
+    };
+    Ok(GcsSigning {
+        signer,
+        metadata,
+        key,
+        fast_keys,
+        keyless_email,
+    })
+}
+
+/// Every backend's signer as `serve` makes them, for commands that sign as the broker
+/// (`audit maintain`'s exports); with the tasks that renew Azure delegation keys.
+pub async fn signers(
+    config: &Config,
+) -> Result<(Signers, Vec<tokio::task::JoinHandle<()>>), StartError> {
+    let policies =
+        Policies::load(&config.policies_dir).map_err(|e| start_error("BROKER_POLICIES_DIR", e))?;
+    let endpoint = config
+        .storage_endpoint
+        .as_ref()
+        .map_or_else(Endpoint::default, |s| s.endpoint.clone());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
+    let key_files = KeyFiles::new(config.signing_credentials.clone());
+    let gcs = gcs_signing(config, &endpoint, &key_files, &http).await?;
+    let export = config.audit.export.as_ref().map(|e| e.backend.as_str());
+    let backends = other_backends(&policies, &http, export).await?;
+    Ok((
+        Signers::new(gcs.signer, backends.signers),
+        backends.renewing,
+    ))
+}
+
+/// A signer and a control plane for every S3 and Azure backend a class is on (and `also`, when
+/// it names one no class is on), their credentials read now: a missing or unreadable key stops
+/// the start, naming the backend.
 async fn other_backends(
     policies: &Policies,
     http: &reqwest::Client,
+    also: Option<&str>,
 ) -> Result<Backends, StartError> {
     use crate::backends::azure::{AzureAuth, AzureControl};
     use crate::cloud::vend::{azure::ContainerSas, azure::SasKeys, s3::AssumeRole};
@@ -59,7 +139,13 @@ async fn other_backends(
     let mut control_planes = std::collections::HashMap::new();
     let mut vendors = std::collections::HashMap::new();
     let mut renewing = Vec::new();
-    for backend in policies.classes.backends_in_use() {
+    let mut wanted: Vec<_> = policies.classes.backends_in_use().collect();
+    if let Some(extra) = also.and_then(|name| policies.classes.backend(name))
+        && !wanted.iter().any(|b| b.name == extra.name)
+    {
+        wanted.push(extra);
+    }
+    for backend in wanted {
         let failed = |message: String| {
             start_error(
                 "BROKER_POLICIES_DIR",
@@ -239,31 +325,13 @@ impl Application {
             .build()
             .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
         let key_files = KeyFiles::new(config.signing_credentials.clone());
-        let mut keyless_email = None;
-        let mut fast_keys = None;
-        let (signer, metadata, key) = if config.signing_credentials.is_empty() {
-            let (iam, metadata) = keyless_signer(&config.keyless, http.clone()).await?;
-            keyless_email = Some(iam.email().to_owned());
-            if config.keyless.hmac {
-                let keys = hmac_keys(config, &iam, &endpoint, http.clone()).await?;
-                fast_keys = Some(keys);
-            }
-            let signer = SigningService::keyless(
-                iam,
-                endpoint,
-                UrlStyle::Path,
-                config.keyless.concurrency,
-                fast_keys.clone(),
-            );
-            (signer, Some(metadata), None)
-        } else {
-            let key = key_files
-                .load_all()
-                .map_err(|e| start_error("BROKER_SIGNING_CREDENTIALS", e))?;
-            let signer =
-                SigningService::local(UrlSigner::new(key.signer.clone(), endpoint, UrlStyle::Path));
-            (signer, None, Some(key))
-        };
+        let GcsSigning {
+            signer,
+            metadata,
+            key,
+            fast_keys,
+            keyless_email,
+        } = gcs_signing(config, &endpoint, &key_files, &http).await?;
         tracing::info!(signer = %signer.identity().credential_id, keyless = metadata.is_some(), "signing");
 
         let store = Store::connect_lazy(config.database_url.expose(), config.db_max_connections)
@@ -329,7 +397,7 @@ impl Application {
             control_planes,
             mut vendors,
             renewing,
-        } = other_backends(&policies, &http).await?;
+        } = other_backends(&policies, &http, None).await?;
         storage.extend(control_planes);
         // Downscoped tokens as the service account that signs: with its key, or keyless.
         let google_identity = match (&key, &metadata, keyless_email) {
@@ -372,6 +440,7 @@ impl Application {
         let (audit, audit_writers) = AuditLog::start(store.pool().clone());
         let cache = DecisionCache::new();
         background.push(("change feed", cache.listen(store.clone())));
+        background.push(("audit partitions", audit_partitions(store.clone())));
         let (rate_limit, forgetting) = rate_limiter(config.rate_limit).unzip();
         background.extend(forgetting.map(|task| ("rate-limit cleanup", task)));
         let console_csp =
@@ -653,6 +722,32 @@ async fn hmac_keys(
 /// The handlers are installed when this is called, not when the future is first polled: a
 /// SIGTERM that arrives in between would otherwise end the process at once, with no cleanup
 /// (`dev` would leave its throwaway PostgreSQL running). Call it inside the runtime.
+/// Keeps the audit's daily partitions made a week ahead: now (the database may still be down,
+/// then again a minute later) and every hour. The audit writer makes a missing one by itself
+/// too; this keeps that off the request path.
+fn audit_partitions(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let pause = match store
+                .ensure_audit_partitions_around(time::OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(made) => {
+                    if made > 0 {
+                        tracing::info!(made, "audit partitions made ahead");
+                    }
+                    Duration::from_secs(3600)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot make the audit partitions ahead yet");
+                    Duration::from_secs(60)
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let handlers = {

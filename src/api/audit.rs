@@ -78,6 +78,13 @@ fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| crate::signing::rfc3339_seconds(at))
 }
 
+impl From<AuditRow> for AuditView {
+    /// The row as the API and the exports show it.
+    fn from(row: AuditRow) -> Self {
+        view(row)
+    }
+}
+
 fn view(row: AuditRow) -> AuditView {
     AuditView {
         id: row.id,

@@ -213,7 +213,9 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(%cause, "a value the database refused passed validation");
                 Self::bad_request("invalid_request", "a value in the request cannot be stored")
             }
-            StoreError::MissingReference(cause) | StoreError::Other(cause) => {
+            StoreError::MissingReference(cause)
+            | StoreError::MissingPartition(cause)
+            | StoreError::Other(cause) => {
                 tracing::error!(%cause, "database error");
                 Self::Internal
             }

@@ -17,6 +17,7 @@ mod page_token;
 mod projects;
 mod sign;
 
+pub use audit::AuditView;
 pub use credentials::{
     Access, AzureSas, CredentialsRequest, CredentialsResponse,
     DEFAULT_DURATION as DEFAULT_CREDENTIALS_DURATION, GcsToken, S3Credentials, StorageLocation,

@@ -1,6 +1,7 @@
 //! The `storage-broker` command line. Each command's failure is one line on stderr and a
 //! non-zero exit.
 
+mod audit;
 mod credentials;
 mod dev;
 mod fetch;
@@ -34,6 +35,9 @@ enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The audit's housekeeping: partitions ahead, exports of closed days, retention.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Sign a GCS V4 URL offline and print it.
     SignUrl(sign::SignUrlArgs),
     /// Sign a GCS V4 POST policy for an HTML form upload and print {"url", "fields"} as JSON.
@@ -123,6 +127,7 @@ pub fn main() -> ExitCode {
         Command::FetchManifest(args) => fetch::fetch_manifest(args),
         Command::Credentials(args) => credentials::credentials(args),
         Command::Policy(PolicyCommand::Check { dir }) => service::policy_check(&dir),
+        Command::Audit(command) => audit::audit(command),
         Command::SignUrl(args) => sign::sign_url(args),
         Command::SignPostPolicy(args) => sign::sign_post_policy(args),
     };

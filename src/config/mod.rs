@@ -1,11 +1,13 @@
 //! Configuration from the environment. Every setting is checked at start; a bad one stops the
 //! start with a message naming it.
 
+mod audit;
 mod oidc;
 mod service;
 mod settings;
 mod signing;
 
+pub use audit::{AuditConfig, AuditExportTarget};
 pub use oidc::OidcConfig;
 pub use signing::{KeylessConfig, StorageEndpoint};
 
@@ -69,6 +71,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub migrate_on_start: bool,
     pub shutdown_timeout: Duration,
+    /// Retention and export of the audit's days (`audit maintain`).
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -109,6 +113,7 @@ impl Config {
                 20,
                 3600,
             )?),
+            audit: audit::audit(&s)?,
         })
     }
 }

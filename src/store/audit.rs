@@ -1,7 +1,8 @@
 //! The audit log. A URL may leave the broker only once its row is committed; rows from
 //! concurrent requests share one INSERT and one commit (group commit), so the audit does not cap
 //! throughput. When a shared INSERT fails for anything but an unreachable database, each
-//! request's rows are retried alone: one bad row fails its own request, never another's.
+//! request's rows are retried alone: one bad row fails its own request, never another's. A row
+//! whose day has no partition yet (migrations/0006) makes that day's partition, then goes in.
 
 use super::StoreError;
 use sqlx::PgPool;
@@ -159,6 +160,26 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>) {
 }
 
 async fn insert(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreError> {
+    match insert_rows(pool, events).await {
+        Err(StoreError::MissingPartition(why)) => {
+            let mut days: Vec<time::Date> = events
+                .iter()
+                .map(|e| e.at.to_offset(time::UtcOffset::UTC).date())
+                .collect();
+            days.sort_unstable();
+            days.dedup();
+            tracing::warn!(?days, cause = %why, "audit rows for a day without a partition; making it");
+            let store = super::Store::from_pool(pool.clone());
+            for day in days {
+                store.ensure_audit_partitions(day, day).await?;
+            }
+            insert_rows(pool, events).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_rows(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreError> {
     let column =
         |f: fn(&AuditEvent) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
     sqlx::query(

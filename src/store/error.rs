@@ -16,6 +16,10 @@ pub enum StoreError {
     /// out of range): the input should have been refused before; this request alone fails.
     #[error("value refused by the database: {0}")]
     BadValue(String),
+    /// A row's time falls on a day the partitioned audit has no partition for yet (SQLSTATE
+    /// 23514, "no partition of relation … found for row"): make it and insert again.
+    #[error("no partition for the row: {0}")]
+    MissingPartition(String),
     /// Anything else: a bug or a broken invariant (500).
     #[error("database error: {0}")]
     Other(String),
@@ -48,6 +52,12 @@ impl From<sqlx::Error> for StoreError {
             }
             E::Database(db) if db.code().as_deref() == Some("23503") => {
                 Self::MissingReference(err.to_string())
+            }
+            E::Database(db)
+                if db.code().as_deref() == Some("23514")
+                    && db.message().starts_with("no partition of relation") =>
+            {
+                Self::MissingPartition(err.to_string())
             }
             E::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
                 Self::BadValue(err.to_string())

@@ -1,6 +1,7 @@
 //! PostgreSQL through sqlx: buckets, projects, members, grants, audit.
 
 mod audit;
+mod audit_days;
 mod buckets;
 mod changes;
 mod error;
@@ -9,6 +10,7 @@ mod projects;
 mod secrets;
 
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditRow, AuditWriters};
+pub use audit_days::{AuditDay, AuditExport, DAYS_AHEAD, day_bounds, partition_name};
 pub use buckets::{AccessContext, BucketRecord, NewBucket};
 pub use changes::{CHANNEL, Change as CacheChange, DecisionCache};
 pub use error::StoreError;

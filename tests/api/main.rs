@@ -3,6 +3,7 @@
 
 mod attacks;
 mod audit;
+mod audit_days;
 mod auth;
 mod authorize;
 mod azure_emulator;
