@@ -68,7 +68,7 @@ fn main() {
 
 async fn measure(size: &Size) -> Result<String, String> {
     let db = TestDb::create().await;
-    let store = Store::connect_lazy(&db.url, 1).map_err(|e| e.to_string())?;
+    let store = Store::connect_lazy(&db.url, None, 1).map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let seeding = Instant::now();
     let status = Command::new("psql")

@@ -334,13 +334,17 @@ impl Application {
         } = gcs_signing(config, &endpoint, &key_files, &http).await?;
         tracing::info!(signer = %signer.identity().credential_id, keyless = metadata.is_some(), "signing");
 
-        let store = Store::connect_lazy(config.database_url.expose(), config.db_max_connections)
-            .map_err(|e| start_error("DATABASE_URL", e))?;
+        let store = Store::connect_lazy(
+            config.database_url.expose(),
+            config.database_direct_url.as_ref().map(|u| u.expose()),
+            config.db_max_connections,
+        )
+        .map_err(|e| start_error("DATABASE_URL", e))?;
         if config.migrate_on_start {
             // On a connection of its own, made now: its error says why the database cannot be
             // reached (the lazy pool would only say it timed out).
             let mut connection =
-                Store::connect_now(config.database_url.expose(), Duration::from_secs(10))
+                Store::connect_now(config.session_database_url(), Duration::from_secs(10))
                     .await
                     .map_err(|e| start_error("DATABASE_URL", format!("cannot connect: {e}")))?;
             Store::migrate_connection(&mut connection)
@@ -437,7 +441,7 @@ impl Application {
             .into_iter()
             .map(|task| ("Azure delegation key renewal", task))
             .collect();
-        let (audit, audit_writers) = AuditLog::start(store.pool().clone());
+        let (audit, audit_writers) = AuditLog::start(store.clone());
         let cache = DecisionCache::new();
         background.push(("change feed", cache.listen(store.clone())));
         background.push(("audit partitions", audit_partitions(store.clone())));

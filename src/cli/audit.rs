@@ -56,8 +56,12 @@ fn maintain(args: MaintainArgs) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let _traces = super::service::init_logging();
     runtime()?.block_on(async {
-        let store = Store::connect_lazy(config.database_url.expose(), 4)
-            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        let store = Store::connect_lazy(
+            config.database_url.expose(),
+            config.database_direct_url.as_ref().map(|u| u.expose()),
+            4,
+        )
+        .map_err(|e| format!("DATABASE_URL: {e}"))?;
         let now = OffsetDateTime::now_utc();
         let made = store
             .ensure_audit_partitions_around(now)

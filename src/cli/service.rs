@@ -57,10 +57,14 @@ pub fn serve() -> Result<(), String> {
     })
 }
 
-/// Applies the migrations to `DATABASE_URL` and exits.
+/// Applies the migrations to `DATABASE_DIRECT_URL`, else `DATABASE_URL`, and exits.
 pub fn migrate() -> Result<(), String> {
-    let url =
-        std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL: required, not set".to_owned())?;
+    // Past any pooler: the migrator holds a session-level advisory lock.
+    let url = std::env::var("DATABASE_DIRECT_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .ok_or_else(|| "DATABASE_URL: required, not set".to_owned())?;
     runtime()?.block_on(async {
         // One connection made now, so that a database that cannot be reached is reported with
         // the reason (the lazy pool of `serve` would only say that it timed out).

@@ -50,6 +50,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: Secret,
+    /// Straight to PostgreSQL when `database_url` is a transaction-mode pooler (PgBouncer).
+    pub database_direct_url: Option<Secret>,
     pub db_max_connections: u32,
     pub oidc: OidcConfig,
     /// Key files, the signing one first (two during a rotation); none means keyless signing.
@@ -76,6 +78,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The URL for session-level work (migrations): straight to PostgreSQL, past any pooler.
+    pub fn session_database_url(&self) -> &str {
+        self.database_direct_url
+            .as_ref()
+            .unwrap_or(&self.database_url)
+            .expose()
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -91,6 +101,7 @@ impl Config {
         Ok(Self {
             listen,
             database_url: Secret::new(database_url),
+            database_direct_url: service::database_direct_url(&s)?.map(Secret::new),
             db_max_connections: s.number_from("BROKER_DB_MAX_CONNECTIONS", 16, 1, 1000)? as u32,
             oidc,
             signing_credentials: signing.credentials,

@@ -22,10 +22,22 @@ pub(super) fn listen<F: Fn(&str) -> Option<String>>(
 pub(super) fn database_url<F: Fn(&str) -> Option<String>>(
     s: &Settings<F>,
 ) -> Result<String, ConfigError> {
-    let url = s.required("DATABASE_URL")?;
+    postgres_url("DATABASE_URL", s.required("DATABASE_URL")?)
+}
+
+/// `DATABASE_DIRECT_URL`: set when `DATABASE_URL` is a transaction-mode pooler.
+pub(super) fn database_direct_url<F: Fn(&str) -> Option<String>>(
+    s: &Settings<F>,
+) -> Result<Option<String>, ConfigError> {
+    s.get("DATABASE_DIRECT_URL")
+        .map(|url| postgres_url("DATABASE_DIRECT_URL", url))
+        .transpose()
+}
+
+fn postgres_url(setting: &'static str, url: String) -> Result<String, ConfigError> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(bad(
-            "DATABASE_URL",
+            setting,
             "must start with postgres:// or postgresql://".into(),
         ));
     }

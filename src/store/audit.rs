@@ -5,7 +5,6 @@
 //! whose day has no partition yet (migrations/0006) makes that day's partition, then goes in.
 
 use super::StoreError;
-use sqlx::PgPool;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -58,14 +57,14 @@ const MAX_ROWS_PER_COMMIT: usize = 20_000;
 const WRITERS: usize = 2;
 
 impl AuditLog {
-    /// Starts the writers on `pool`.
-    pub fn start(pool: PgPool) -> (Self, AuditWriters) {
+    /// Starts the writers on `store`.
+    pub fn start(store: super::Store) -> (Self, AuditWriters) {
         let (tx, rx) = mpsc::channel::<Pending>(4096);
         let rx = Arc::new(Mutex::new(rx));
         let writers = (0..WRITERS)
             .map(|_| {
-                let (pool, rx) = (pool.clone(), rx.clone());
-                tokio::spawn(async move { write_loop(pool, rx).await })
+                let (store, rx) = (store.clone(), rx.clone());
+                tokio::spawn(async move { write_loop(store, rx).await })
             })
             .collect();
         (Self { tx }, AuditWriters(writers))
@@ -91,7 +90,7 @@ impl AuditLog {
     }
 }
 
-async fn write_loop(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+async fn write_loop(store: super::Store, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -109,17 +108,17 @@ async fn write_loop(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Pending>>>) {
             }
             batch
         };
-        commit(&pool, batch).await;
+        commit(&store, batch).await;
     }
 }
 
 /// Inserts the batch's rows together; if that fails while the database is reachable (a row it
 /// refuses), inserts each request's rows alone, so that only the guilty request fails.
-async fn commit(pool: &PgPool, batch: Vec<Pending>) {
+async fn commit(store: &super::Store, batch: Vec<Pending>) {
     let events: Vec<&AuditEvent> = batch.iter().flat_map(|p| &p.events).collect();
     let parts = &crate::telemetry::COMPONENTS;
     let started = std::time::Instant::now();
-    let result = insert(pool, &events).await;
+    let result = insert(store, &events).await;
     parts
         .audit_commit_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -149,7 +148,7 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>) {
             tracing::warn!(error = %err, requests = batch.len(), "shared audit insert refused; inserting each request's rows alone");
             for pending in batch {
                 let own: Vec<&AuditEvent> = pending.events.iter().collect();
-                let outcome = insert(pool, &own).await;
+                let outcome = insert(store, &own).await;
                 if let Err(err) = &outcome {
                     tracing::error!(error = %err, rows = own.len(), "audit insert refused; the request fails");
                 }
@@ -159,8 +158,8 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>) {
     }
 }
 
-async fn insert(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreError> {
-    match insert_rows(pool, events).await {
+async fn insert(store: &super::Store, events: &[&AuditEvent]) -> Result<(), StoreError> {
+    match insert_rows(store.db(), events).await {
         Err(StoreError::MissingPartition(why)) => {
             let mut days: Vec<time::Date> = events
                 .iter()
@@ -169,17 +168,16 @@ async fn insert(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreError>
             days.sort_unstable();
             days.dedup();
             tracing::warn!(?days, cause = %why, "audit rows for a day without a partition; making it");
-            let store = super::Store::from_pool(pool.clone());
             for day in days {
                 store.ensure_audit_partitions(day, day).await?;
             }
-            insert_rows(pool, events).await
+            insert_rows(store.db(), events).await
         }
         other => other,
     }
 }
 
-async fn insert_rows(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreError> {
+async fn insert_rows(db: &super::Db, events: &[&AuditEvent]) -> Result<(), StoreError> {
     let column =
         |f: fn(&AuditEvent) -> Option<String>| events.iter().map(|e| f(e)).collect::<Vec<_>>();
     sqlx::query(
@@ -198,7 +196,7 @@ async fn insert_rows(pool: &PgPool, events: &[&AuditEvent]) -> Result<(), StoreE
     .bind(events.iter().map(|e| e.expires_at).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.decision).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>())
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }
@@ -268,7 +266,7 @@ impl super::Store {
         .bind(after.map(|(at, _)| at))
         .bind(after.map(|(_, id)| id))
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?)
     }
 }

@@ -60,7 +60,7 @@ impl super::Store {
         Ok(sqlx::query_scalar("SELECT audit_ensure_partitions($1, $2)")
             .bind(first)
             .bind(last)
-            .fetch_one(self.pool())
+            .fetch_one(self.db())
             .await?)
     }
 
@@ -85,11 +85,11 @@ impl super::Store {
              JOIN pg_class c ON c.oid = i.inhrelid
              WHERE i.inhparent = 'audit_events'::regclass",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?;
         let exports: Vec<(Date, i64, Vec<String>, i64)> =
             sqlx::query_as("SELECT day, rows, objects, bytes FROM audit_exports")
-                .fetch_all(self.pool())
+                .fetch_all(self.db())
                 .await?;
         let mut days: Vec<AuditDay> = names
             .iter()
@@ -116,7 +116,7 @@ impl super::Store {
             sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE at >= $1 AND at < $2")
                 .bind(start)
                 .bind(end)
-                .fetch_one(self.pool())
+                .fetch_one(self.db())
                 .await?,
         )
     }
@@ -142,7 +142,7 @@ impl super::Store {
         .bind(after.map(|(at, _)| at))
         .bind(after.map(|(_, id)| id))
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.db())
         .await?)
     }
 
@@ -162,7 +162,7 @@ impl super::Store {
         .bind(export.rows)
         .bind(&export.objects)
         .bind(export.bytes)
-        .execute(self.pool())
+        .execute(self.db())
         .await?;
         Ok(())
     }
@@ -176,10 +176,10 @@ impl super::Store {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "ALTER TABLE audit_events DETACH PARTITION {name} CONCURRENTLY"
         )))
-        .execute(self.pool())
+        .execute(self.session_pool())
         .await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
-            .execute(self.pool())
+            .execute(self.session_pool())
             .await?;
         Ok(())
     }

@@ -69,7 +69,7 @@ impl Store {
             .bind(class.backend_bucket.as_str())
             .bind(class.render_prefix(Some(subject), None))
             .bind(classification)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?
             .rows_affected()
                 == 1;
@@ -89,7 +89,7 @@ impl Store {
             " FROM buckets WHERE owner = $1 AND class = 'personal'"
         ))
         .bind(subject)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?)
     }
 
@@ -119,7 +119,7 @@ impl Store {
         .bind(name)
         .bind(principals)
         .bind(member_keys)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db)
         .await?;
         Ok(AccessContext {
             bucket: row.0.map(|b| b.0),
@@ -151,7 +151,7 @@ impl Store {
         .bind(principals)
         .bind(member_keys)
         .bind(admin)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?)
     }
 }
@@ -278,7 +278,7 @@ impl Store {
         .bind(bucket.classification)
         .bind(bucket.read_only)
         .bind(bucket.created_by)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?)
     }
 
@@ -287,7 +287,7 @@ impl Store {
         Ok(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM buckets WHERE name = $1)")
                 .bind(name)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.db)
                 .await?,
         )
     }
@@ -300,7 +300,7 @@ impl Store {
         )
         .bind(backend)
         .bind(prefix)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db)
         .await?)
     }
 
@@ -308,7 +308,7 @@ impl Store {
     pub async fn delete_bucket(&self, name: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM buckets WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() == 1)
     }

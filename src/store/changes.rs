@@ -138,7 +138,7 @@ impl DecisionCache {
     }
 
     async fn follow(&self, store: &Store) -> Result<(), sqlx::Error> {
-        let mut listener = PgListener::connect_with(store.pool()).await?;
+        let mut listener = PgListener::connect_with(store.session_pool()).await?;
         listener.listen(CHANNEL).await?;
         // Anything may have changed while nobody listened.
         self.drop_everything();

@@ -39,7 +39,7 @@ impl Store {
              FROM grants WHERE bucket = $1 ORDER BY created_at, id",
         )
         .bind(bucket)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?)
     }
 
@@ -51,7 +51,7 @@ impl Store {
         )
         .bind(bucket)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?)
     }
 
@@ -70,7 +70,7 @@ impl Store {
         .bind(grant.role)
         .bind(grant.expires_at)
         .bind(grant.created_by)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db)
         .await?)
     }
 
@@ -79,7 +79,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM grants WHERE bucket = $1 AND id = $2")
             .bind(bucket)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -4,6 +4,7 @@ mod audit;
 mod audit_days;
 mod buckets;
 mod changes;
+mod db;
 mod error;
 mod grants;
 mod projects;
@@ -13,6 +14,7 @@ pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditRow, AuditWriters};
 pub use audit_days::{AuditDay, AuditExport, DAYS_AHEAD, day_bounds, partition_name};
 pub use buckets::{AccessContext, BucketRecord, NewBucket};
 pub use changes::{CHANNEL, Change as CacheChange, DecisionCache};
+pub use db::{Db, Tx};
 pub use error::StoreError;
 pub use grants::{GrantRecord, NewGrant};
 pub use projects::{MemberChange, MemberRecord, ProjectRecord};
@@ -27,34 +29,77 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: PgPool,
+    db: Db,
+    /// Straight to PostgreSQL when `db` goes through a transaction-mode pooler: for what needs
+    /// a session of its own (the change feed's LISTEN, migrations' advisory lock, DETACH …
+    /// CONCURRENTLY).
+    direct: Option<PgPool>,
 }
 
 impl Store {
     /// Opens a pool to `url`. Connections are made lazily, so the broker starts (and reports
-    /// not-ready) while the database is down.
-    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(url)
-            .map_err(|e| StoreError::Other(format!("invalid database URL: {e}")))?;
-        Ok(Self { pool })
+    /// not-ready) while the database is down. With `direct_url`, `url` is taken to be a
+    /// transaction-mode pooler (PgBouncer): no statement cache, no `extra_float_digits`
+    /// startup parameter (PgBouncer refuses it), each query in a transaction of its own (see
+    /// [`Db`]), and LISTEN on one connection of its own to `direct_url`.
+    pub fn connect_lazy(
+        url: &str,
+        direct_url: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let invalid = |e: sqlx::Error| StoreError::Other(format!("invalid database URL: {e}"));
+        let options: PgConnectOptions = url.parse().map_err(invalid)?;
+        let pool = |options: PgConnectOptions, max: u32| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_lazy_with(options)
+        };
+        Ok(match direct_url {
+            None => Self {
+                db: Db::direct(pool(options, max_connections)),
+                direct: None,
+            },
+            Some(direct_url) => {
+                let direct: PgConnectOptions = direct_url.parse().map_err(invalid)?;
+                let options = options.statement_cache_capacity(0).extra_float_digits(None);
+                Self {
+                    db: Db::behind_pooler(pool(options, max_connections)),
+                    direct: Some(pool(direct, 1)),
+                }
+            }
+        })
     }
 
-    /// Wraps an existing pool.
+    /// Wraps an existing pool, straight to PostgreSQL.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            db: Db::direct(pool),
+            direct: None,
+        }
     }
 
-    /// The pool, for the audit writers.
+    /// Where queries go.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The pool under [`Self::db`] (tests, benchmarks).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.db.pool()
+    }
+
+    /// Connections straight to PostgreSQL either way, for session-level work.
+    pub fn session_pool(&self) -> &PgPool {
+        self.direct.as_ref().unwrap_or(self.db.pool())
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(migrate_error)
+        MIGRATOR
+            .run(self.session_pool())
+            .await
+            .map_err(migrate_error)
     }
 
     /// One connection to `url`, made now, or why it cannot be made (refused, unknown host, bad
@@ -81,7 +126,7 @@ impl Store {
 
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.db).await?;
         Ok(())
     }
 }

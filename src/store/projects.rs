@@ -42,7 +42,7 @@ impl Store {
             "SELECT project, role FROM project_members WHERE member = ANY($1) ORDER BY project, role",
         )
         .bind(member_keys)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         Ok(rows
             .into_iter()
@@ -57,7 +57,7 @@ impl Store {
         name: &str,
         creator: &str,
     ) -> Result<Option<ProjectRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let project: Option<ProjectRecord> = sqlx::query_as(
             "INSERT INTO projects (slug, name, created_by) VALUES ($1, $2, $3)
              ON CONFLICT (slug) DO NOTHING
@@ -66,13 +66,13 @@ impl Store {
         .bind(slug)
         .bind(name)
         .bind(creator)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         if project.is_some() {
             sqlx::query("INSERT INTO project_members (project, member, role, added_by) VALUES ($1, 'user:' || $2, 'owner', $2)")
                 .bind(slug)
                 .bind(creator)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -85,7 +85,7 @@ impl Store {
             "SELECT slug, name, created_by, created_at FROM projects WHERE slug = $1",
         )
         .bind(slug)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?)
     }
 
@@ -100,7 +100,7 @@ impl Store {
         )
         .bind(slugs)
         .bind(all)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?)
     }
 
@@ -110,7 +110,7 @@ impl Store {
             "SELECT member, role, added_by, added_at FROM project_members WHERE project = $1 ORDER BY member",
         )
         .bind(slug)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?)
     }
 
@@ -123,7 +123,7 @@ impl Store {
         role: &str,
         by: &str,
     ) -> Result<MemberChange, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         // Serialise membership changes of one project, so "the last owner" stays true.
         if !lock_project(&mut tx, slug).await? {
             return Ok(MemberChange::NoProject);
@@ -139,7 +139,7 @@ impl Store {
         .bind(member)
         .bind(role)
         .bind(by)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(MemberChange::Done)
@@ -151,7 +151,7 @@ impl Store {
         slug: &str,
         member: &str,
     ) -> Result<MemberChange, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         if !lock_project(&mut tx, slug).await? {
             return Ok(MemberChange::NoProject);
         }
@@ -161,7 +161,7 @@ impl Store {
         let removed = sqlx::query("DELETE FROM project_members WHERE project = $1 AND member = $2")
             .bind(slug)
             .bind(member)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?
             .rows_affected();
         tx.commit().await?;
@@ -174,7 +174,7 @@ impl Store {
 
     async fn is_last_owner(
         &self,
-        tx: &mut sqlx::PgConnection,
+        tx: &mut super::Tx,
         slug: &str,
         member: &str,
     ) -> Result<bool, StoreError> {
@@ -190,7 +190,7 @@ impl Store {
 }
 
 /// Locks project `slug` until the transaction ends; whether it exists.
-async fn lock_project(tx: &mut sqlx::PgConnection, slug: &str) -> Result<bool, StoreError> {
+async fn lock_project(tx: &mut super::Tx, slug: &str) -> Result<bool, StoreError> {
     Ok(
         sqlx::query("SELECT 1 FROM projects WHERE slug = $1 FOR UPDATE")
             .bind(slug)

@@ -13,11 +13,11 @@ impl Store {
         )
         .bind(name)
         .bind(&fresh)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM broker_secrets WHERE name = $1")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.db)
             .await?;
         if value.len() != len {
             return Err(StoreError::Other(format!(

@@ -526,7 +526,8 @@ fn event(reason: &str) -> AuditEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poisoned_audit_row_fails_its_own_request_only() {
     let app = TestApp::spawn().await;
-    let (audit, _writers) = AuditLog::start(app.pool.clone());
+    let (audit, _writers) =
+        AuditLog::start(storage_broker::store::Store::from_pool(app.pool.clone()));
     // Hold the table so that both writers block with a request each, and what comes next
     // queues up to share one INSERT.
     let mut lock = app.pool.begin().await.expect("begin");

@@ -259,7 +259,8 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
-    /// With settings changed from the defaults below.
+    /// With settings changed from the defaults below; `{db}` in a value is replaced by the test
+    /// database's name.
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
         let idp = TestIdp::start().await;
         let db = TestDb::create().await;
@@ -284,8 +285,9 @@ impl TestApp {
         ] {
             env.insert(k.to_owned(), v.to_owned());
         }
+        // `{db}` in a value: the test database's name (a URL through a pooler to it).
         for (k, v) in overrides {
-            env.insert((*k).to_owned(), (*v).to_owned());
+            env.insert((*k).to_owned(), v.replace("{db}", &db.name));
         }
         let (address, state, shutdown) = start(&env).await;
         let pool = PgPool::connect(&db.url)

@@ -21,6 +21,7 @@ mod helpers;
 mod keyless;
 mod objects;
 mod ops;
+mod pgbouncer;
 mod rate_limit;
 mod s3_control_plane;
 mod s3_emulator;
