@@ -40,6 +40,14 @@ async fn run() -> Result<(), String> {
     let app = TestApp::spawn_with(&[("BROKER_RATE_LIMIT_PER_SECOND", "0")]).await;
     let bucket = app.personal_bucket("alice").await;
     let seeding = Instant::now();
+    // The seeded rows reach back rows × 25 ms: their days need partitions.
+    let first_day =
+        (time::OffsetDateTime::now_utc() - time::Duration::milliseconds(25 * rows + 60_000)).date();
+    app.state
+        .store
+        .ensure_audit_partitions(first_day, time::OffsetDateTime::now_utc().date())
+        .await
+        .map_err(|e| e.to_string())?;
     // In slices, so that no one transaction holds ten million rows' worth of WAL.
     let slice = 1_000_000i64;
     let mut start = 0i64;

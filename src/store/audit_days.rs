@@ -168,9 +168,10 @@ impl super::Store {
     }
 
     /// Drops `day`'s partition: detached without blocking the writers (CONCURRENTLY), then
-    /// dropped as a table, whatever its size.
-    pub async fn drop_audit_day(&self, day: Date) -> Result<(), StoreError> {
+    /// dropped as a table, whatever its size; how long each step took.
+    pub async fn drop_audit_day(&self, day: Date) -> Result<DroppedDay, StoreError> {
         let name = partition_name(day);
+        let started = std::time::Instant::now();
         // Outside any transaction block, as DETACH … CONCURRENTLY must be. The name is made
         // from a date, never from input.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -178,11 +179,23 @@ impl super::Store {
         )))
         .execute(self.session_pool())
         .await?;
+        let detached = started.elapsed();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
             .execute(self.session_pool())
             .await?;
-        Ok(())
+        Ok(DroppedDay {
+            detach: detached,
+            drop: started.elapsed() - detached,
+        })
     }
+}
+
+/// How long dropping a day took: the detach (what the writers could notice) and the drop of
+/// the detached table (its files unlinked).
+#[derive(Debug, Clone, Copy)]
+pub struct DroppedDay {
+    pub detach: std::time::Duration,
+    pub drop: std::time::Duration,
 }
 
 #[cfg(test)]
