@@ -3,7 +3,7 @@
 //! (Workload Identity on GKE). Both sign exactly what [`prepare_url`] and
 //! [`prepare_post_policy`] produce.
 
-use super::{Pool, on_pool};
+use super::on_pool;
 use crate::cloud::{HmacKeys, IamSigner};
 use crate::signing::{
     Algorithm, Endpoint, KeyFiles, PostPolicy, PostPolicyRequest, SignedUrl, Signer, SigningError,
@@ -158,10 +158,8 @@ impl SigningService {
         at: OffsetDateTime,
     ) -> Result<SignedUrl, SigningError> {
         match &*self.backend {
-            Backend::Local(signer) => {
-                let signer = signer.load_full();
-                on_pool(Pool::Interactive, move || signer.sign(&request, at)).await?
-            }
+            // Here, on this worker: see `on_pool`.
+            Backend::Local(signer) => signer.load().sign(&request, at),
             Backend::Keyless {
                 iam,
                 identity,
@@ -195,7 +193,7 @@ impl SigningService {
                         .map(|(request, at)| signer.sign(request, *at))
                         .collect()
                 };
-                match on_pool(Pool::Bulk, signing).await {
+                match on_pool(signing).await {
                     Ok(results) => results,
                     Err(err) => (0..count)
                         .map(|_| Err(SigningError::Backend(err.to_string())))
@@ -219,10 +217,7 @@ impl SigningService {
         at: OffsetDateTime,
     ) -> Result<PostPolicy, SigningError> {
         match &*self.backend {
-            Backend::Local(signer) => {
-                let signer = signer.load_full();
-                on_pool(Pool::Interactive, move || signer.post_policy(&request, at)).await?
-            }
+            Backend::Local(signer) => signer.load().post_policy(&request, at),
             Backend::Keyless {
                 iam,
                 identity,

@@ -285,7 +285,7 @@ impl Signers {
             }
         }
         let gcs = self.gcs.local_signer();
-        let local = on_pool(Pool::Bulk, move || {
+        let local = on_pool(move || {
             todo.into_par_iter()
                 .with_min_len(32)
                 .map(|item| {
@@ -343,43 +343,18 @@ struct Unsigned {
     key: Option<ReuseKey>,
 }
 
-/// Where RSA signing runs, so that it never blocks the async workers.
-#[derive(Clone, Copy)]
-pub(crate) enum Pool {
-    /// One URL or one policy: a pool of its own, so a request never waits behind a batch.
-    Interactive,
-    /// Batches and manifests, spread over every core (rayon's global pool).
-    Bulk,
-}
-
-/// One thread per core for single signatures. The operating system shares the cores between
-/// this pool and the bulk pool, so a single URL is signed in a time slice, not after every
-/// chunk of the batches ahead of it.
-fn interactive_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("sign-{i}"))
-            .build()
-            .inspect_err(|e| tracing::warn!(error = %e, "no interactive signing pool; single URLs share the bulk pool"))
-            .ok()
-    })
-    .as_ref()
-}
-
-/// Runs `work` on `pool` and waits for it without blocking the async worker.
+/// Runs `work` (a batch's signatures) on rayon's pool, spread over every core, and waits for
+/// it without blocking the async worker. One URL or one policy is signed where it is asked
+/// for: handing it to a pool thread and back cost more CPU than an HMAC signature and a
+/// tenth of an RSA one (context switches, the pool's idle spinning; BENCHMARKS.md, "Cost per
+/// request").
 pub(crate) async fn on_pool<T: Send + 'static>(
-    pool: Pool,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, SigningError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = move || {
+    rayon::spawn(move || {
         let _ = tx.send(work());
-    };
-    match (pool, interactive_pool()) {
-        (Pool::Interactive, Some(interactive)) => interactive.spawn(job),
-        _ => rayon::spawn(job),
-    }
+    });
     rx.await
         .map_err(|_| SigningError::Backend("a signing task panicked".into()))
 }
