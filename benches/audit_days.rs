@@ -19,7 +19,7 @@ mod helpers;
 #[path = "support/report.rs"]
 mod report;
 
-use harness::postgres_cpu_seconds;
+use harness::{env_number, postgres_cpu_seconds};
 use helpers::{TestDb, repo};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -29,13 +29,6 @@ use storage_broker::store::{AuditEvent, AuditLog, Store};
 use time::OffsetDateTime;
 
 const CONCURRENCY: usize = 64;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()

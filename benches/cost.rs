@@ -16,19 +16,12 @@ mod helpers;
 #[path = "support/report.rs"]
 mod report;
 
-use harness::{BrokerProcess, OhaRun, cpu_seconds, postgres_cpu_seconds};
+use harness::{BrokerProcess, OhaRun, cpu_seconds, env_number, postgres_cpu_seconds};
 use helpers::{TestDb, TestIdp, repo};
 use serde_json::json;
 use sqlx::PgPool;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn setting(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -169,8 +162,8 @@ fn median_by(costs: &mut [Cost], key: fn(&Cost) -> f64) -> f64 {
 
 async fn run() -> Result<(), String> {
     let with_perf = std::env::var("COST_PERF").is_ok_and(|v| v == "1");
-    let seconds = setting("COST_SECONDS", 15) as u32;
-    let rounds = setting("COST_ROUNDS", 3) as usize;
+    let seconds = env_number("COST_SECONDS", 15) as u32;
+    let rounds = env_number("COST_ROUNDS", 3) as usize;
     let idp = TestIdp::start().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let token = idp.token_with(

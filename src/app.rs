@@ -97,11 +97,11 @@ async fn gcs_signing(
     })
 }
 
-/// Every backend's signer as `serve` makes them, for commands that sign as the broker
-/// (`audit maintain`'s exports); with the tasks that renew Azure delegation keys.
-pub async fn signers(
+/// What building the service and its signers starts from: the policies, the GCS endpoint, the
+/// HTTP client for issuers and clouds, the key files.
+fn start_inputs(
     config: &Config,
-) -> Result<(Signers, Vec<tokio::task::JoinHandle<()>>), StartError> {
+) -> Result<(Policies, Endpoint, reqwest::Client, KeyFiles), StartError> {
     let policies =
         Policies::load(&config.policies_dir).map_err(|e| start_error("BROKER_POLICIES_DIR", e))?;
     let endpoint = config
@@ -112,7 +112,20 @@ pub async fn signers(
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
-    let key_files = KeyFiles::new(config.signing_credentials.clone());
+    Ok((
+        policies,
+        endpoint,
+        http,
+        KeyFiles::new(config.signing_credentials.clone()),
+    ))
+}
+
+/// Every backend's signer as `serve` makes them, for commands that sign as the broker
+/// (`audit maintain`'s exports); with the tasks that renew Azure delegation keys.
+pub async fn signers(
+    config: &Config,
+) -> Result<(Signers, Vec<tokio::task::JoinHandle<()>>), StartError> {
+    let (policies, endpoint, http, key_files) = start_inputs(config)?;
     let gcs = gcs_signing(config, &endpoint, &key_files, &http).await?;
     let export = config.audit.export.as_ref().map(|e| e.backend.as_str());
     let backends = other_backends(&policies, &http, export).await?;
@@ -314,17 +327,7 @@ impl Application {
     /// Loads policies and the signing key, opens the database (lazily), loads the issuer's keys
     /// (or keeps trying, not ready meanwhile) and binds the listener.
     pub async fn build(config: &Config) -> Result<Self, StartError> {
-        let policies = Policies::load(&config.policies_dir)
-            .map_err(|e| start_error("BROKER_POLICIES_DIR", e))?;
-        let endpoint = config
-            .storage_endpoint
-            .as_ref()
-            .map_or_else(Endpoint::default, |s| s.endpoint.clone());
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| start_error("BROKER_OIDC_ISSUER", e))?;
-        let key_files = KeyFiles::new(config.signing_credentials.clone());
+        let (policies, endpoint, http, key_files) = start_inputs(config)?;
         let GcsSigning {
             signer,
             metadata,

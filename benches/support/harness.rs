@@ -59,6 +59,14 @@ fn stat_cpu_ticks(stat: &str) -> u64 {
     field(11) + field(12)
 }
 
+/// A whole-number bench setting from the environment, or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A free loopback port.
 pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -6,7 +6,7 @@ use super::{AuditRow, StoreError};
 use time::{Date, OffsetDateTime, Time};
 
 /// Days ahead of today the broker keeps partitions for.
-pub const DAYS_AHEAD: i64 = 7;
+const DAYS_AHEAD: i64 = 7;
 
 /// One day's partition, and its export when there was one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ mod projects;
 mod secrets;
 
 pub use audit::{AuditEvent, AuditFilter, AuditLog, AuditRow, AuditWriters};
-pub use audit_days::{AuditDay, AuditExport, DAYS_AHEAD, DroppedDay, day_bounds, partition_name};
+pub use audit_days::{AuditDay, AuditExport, DroppedDay, day_bounds, partition_name};
 pub use buckets::{AccessContext, BucketRecord, NewBucket};
 pub use changes::{CHANNEL, Change as CacheChange, DecisionCache};
 pub use db::{Db, Tx};
