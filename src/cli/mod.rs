@@ -97,6 +97,7 @@ fn one_line(err: &clap::Error) -> String {
 
 /// The async runtime a command runs its work on.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    crate::signer::start_batch_pool();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

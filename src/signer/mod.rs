@@ -2,7 +2,8 @@
 //! [`crate::signing`] (pure) and [`crate::cloud`] (I/O). The API plans an [`ObjectUrl`] —
 //! what to sign, in no protocol's terms — and the bucket class's backend turns it into a GCS V4
 //! URL, an S3 SigV4 presigned URL or an Azure SAS, with the headers the client must send.
-//! Every local signature (RSA, HMAC) runs on a rayon pool, so the async workers never block.
+//! A single URL is signed on the async worker that asks (microseconds with HMAC, a third of a
+//! millisecond with RSA); batches are signed on rayon's pool ([`start_batch_pool`]).
 
 mod gcs;
 mod objects;
@@ -343,6 +344,34 @@ struct Unsigned {
     key: Option<ReuseKey>,
 }
 
+/// Starts rayon's global pool, where batches are signed, with threads named `batch-signer-N`
+/// in Linux's idle scheduling class: they take only CPU that nothing else wants, and any other
+/// thread that wakes up (an async worker with a single URL, PostgreSQL, the listing's backend)
+/// takes the core from them at once. At equal priority a batch of 100 RSA URLs (30 ms of CPU)
+/// held both cores for whole scheduler slices, and every single URL answered meanwhile waited
+/// (BENCHMARKS.md, "Tail latency"). The price: on a replica whose cores are saturated, batches
+/// get what is left. Called before the first batch; later calls change nothing.
+pub fn start_batch_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("batch-signer-{i}"))
+        .start_handler(|_| idle_priority())
+        .build_global();
+}
+
+/// Moves the calling thread (not the process) to the idle scheduling class.
+#[cfg(target_os = "linux")]
+fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is the calling
+    // thread.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot move a batch signing thread to the idle scheduling class");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn idle_priority() {}
+
 /// Runs `work` (a batch's signatures) on rayon's pool, spread over every core, and waits for
 /// it without blocking the async worker. One URL or one policy is signed where it is asked
 /// for: handing it to a pool thread and back cost more CPU than an HMAC signature and a
@@ -357,4 +386,25 @@ pub(crate) async fn on_pool<T: Send + 'static>(
     });
     rx.await
         .map_err(|_| SigningError::Backend("a signing task panicked".into()))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn batches_are_signed_on_named_threads_of_the_idle_class() {
+        super::start_batch_pool();
+        let (tx, rx) = std::sync::mpsc::channel();
+        rayon::spawn(move || {
+            // SAFETY: no arguments but the calling thread's id (0).
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            let name = std::thread::current().name().map(str::to_owned);
+            tx.send((policy, name)).expect("send");
+        });
+        let (policy, name) = rx.recv().expect("the pool ran the task");
+        assert_eq!(policy, libc::SCHED_IDLE);
+        assert!(name.is_some_and(|n| n.starts_with("batch-signer-")));
+        // The caller's own thread keeps its class.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+    }
 }
