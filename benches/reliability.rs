@@ -17,14 +17,16 @@ mod report;
 use harness::{BrokerProcess, Load, OhaRun, rss_kib};
 use helpers::{Emulator, TestDb, TestIdp, TestKey, repo};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The load: requests per second of each kind, 1,500 in all. Batches of 100 at 5/s add 500 URLs/s
-/// to the 1,350 signed one by one: about 1,850 RSA signatures/s, a quarter of what the two cores
-/// can sign, beside three oha processes, PostgreSQL and the emulator.
+/// to the 1,350 signed one by one: about 1,850 RSA signatures/s (the read reuse window is off for
+/// the load), a quarter of what the two cores can sign, beside three oha processes, PostgreSQL
+/// and the emulator.
 const SIGN_RATE: u32 = 1_350;
 const BATCH_RATE: u32 = 5;
 const LIST_RATE: u32 = 145;
@@ -63,12 +65,14 @@ impl Report {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // The load alone, reported on stderr and nowhere else: for chasing a figure.
+    let load_only = std::env::args().any(|a| a == "--load-only");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    match rt.block_on(run(quick)) {
+    match rt.block_on(run(quick, load_only)) {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
         Err(err) => {
@@ -123,7 +127,7 @@ impl Setup {
     }
 }
 
-async fn run(quick: bool) -> Result<bool, String> {
+async fn run(quick: bool, load_only: bool) -> Result<bool, String> {
     let mode = if quick { "quick" } else { "full" };
     let logs = repo().join("target/reliability").join(mode);
     let _ = std::fs::remove_dir_all(&logs);
@@ -154,6 +158,9 @@ async fn run(quick: bool) -> Result<bool, String> {
 
     let (seconds, window) = if quick { (60, 30) } else { (600, 300) };
     load(&setup, &pool, &mut report, seconds, window).await?;
+    if load_only {
+        return Ok(report.0.iter().all(|g| g.met));
+    }
     database_faults(&setup, &pool, &mut report).await?;
     issuer_faults(&setup, &mut report).await?;
     rate_limit(&setup, &mut report).await?;
@@ -195,8 +202,9 @@ async fn run(quick: bool) -> Result<bool, String> {
     Ok(all_met)
 }
 
-/// 1,500 requests/s for `seconds`: signing, batches of 100, listing; no errors, p99 ≤ 20 ms, RSS
-/// flat over the last `window` seconds, and audit rows == URLs received.
+/// 1,500 requests/s for `seconds` (after two seconds of warm-up): signing, batches of 100,
+/// listing; no errors, p99 within its goal, RSS flat over the last `window` seconds, and audit
+/// rows == URLs received.
 async fn load(
     setup: &Setup,
     pool: &sqlx::PgPool,
@@ -210,72 +218,103 @@ async fn load(
             &[
                 ("BROKER_RATE_LIMIT_PER_SECOND", "0"),
                 ("BROKER_LOG", "info"),
+                // Every URL signed afresh: the load asks for the same objects again and again,
+                // which the read reuse window would answer from memory.
+                ("BROKER_READ_REUSE_SECONDS", "0"),
             ],
         )
         .await?;
-    let (sign_token, batch_token, list_token) = (
-        setup.token("load-sign"),
-        setup.token("load-batch"),
-        setup.token("load-list"),
-    );
     let client = reqwest::Client::new();
-    for token in [&sign_token, &batch_token, &list_token] {
-        let me = client
-            .get(format!("{}/v1/me", broker.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if me.status() != 200 {
-            return Err(format!("/v1/me answered {}", me.status()));
-        }
-    }
     let items: Vec<Value> = (0..BATCH_ITEMS)
         .map(|i| json!({ "bucket": "u-load-batch", "object": format!("b/{i:03}.jpg"), "method": "GET" }))
         .collect();
-    let runs = [
-        OhaRun {
-            url: format!("{}/v1/sign", broker.base),
-            method: "POST",
-            token: &sign_token,
-            body: Some(
-                json!({ "bucket": "u-load-sign", "object": "photos/a.jpg", "method": "GET" })
-                    .to_string(),
-            ),
-            rate: Some(SIGN_RATE),
-            seconds,
-            connections: 64,
-        },
-        OhaRun {
-            url: format!("{}/v1/sign/batch", broker.base),
-            method: "POST",
-            token: &batch_token,
-            body: Some(json!({ "items": items }).to_string()),
-            rate: Some(BATCH_RATE),
-            seconds,
-            connections: 16,
-        },
-        OhaRun {
-            url: format!(
-                "{}/v1/buckets/u-load-list/objects?prefix=items/",
-                broker.base
-            ),
-            method: "GET",
-            token: &list_token,
-            body: None,
-            rate: Some(LIST_RATE),
-            seconds,
-            connections: 16,
-        },
-    ];
+    let batch_body = json!({ "items": items }).to_string();
+    let sign_body =
+        json!({ "bucket": "u-load-sign", "object": "photos/a.jpg", "method": "GET" }).to_string();
+    // The three kinds of request, each from its own oha, for `seconds`, as the subjects named
+    // by `who` (`load` for the measured run): `{who}-sign` signs in its bucket `u-{who}-sign`…
+    let mut tokens = HashMap::new();
+    for who in ["warm", "load"] {
+        for kind in ["sign", "batch", "list"] {
+            let token = setup.token(&format!("{who}-{kind}"));
+            let me = client
+                .get(format!("{}/v1/me", broker.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if me.status() != 200 {
+                return Err(format!("/v1/me answered {}", me.status()));
+            }
+            tokens.insert((who, kind), token);
+        }
+    }
+    let start = |who: &'static str, seconds: u32| -> Result<Vec<std::process::Child>, String> {
+        let (sign, batch, list) = (
+            &tokens[&(who, "sign")],
+            &tokens[&(who, "batch")],
+            &tokens[&(who, "list")],
+        );
+        let bucket = |kind: &str| format!("u-{who}-{kind}");
+        let runs = [
+            OhaRun {
+                url: format!("{}/v1/sign", broker.base),
+                method: "POST",
+                token: sign,
+                body: Some(sign_body.replace("u-load-sign", &bucket("sign"))),
+                rate: Some(SIGN_RATE),
+                seconds,
+                connections: 64,
+            },
+            OhaRun {
+                url: format!("{}/v1/sign/batch", broker.base),
+                method: "POST",
+                token: batch,
+                body: Some(batch_body.replace("u-load-batch", &bucket("batch"))),
+                rate: Some(BATCH_RATE),
+                seconds,
+                connections: 16,
+            },
+            OhaRun {
+                url: format!(
+                    "{}/v1/buckets/{}/objects?prefix=items/",
+                    broker.base,
+                    bucket("list")
+                ),
+                method: "GET",
+                token: list,
+                body: None,
+                rate: Some(LIST_RATE),
+                seconds,
+                connections: 16,
+            },
+        ];
+        runs.iter()
+            .zip(["sign", "batch", "list"])
+            .map(|(run, kind)| {
+                let mut command = run.command();
+                // Every answer with its times, for finding when a tail happened.
+                let record = setup.logs.join(format!("{who}-{kind}.sqlite"));
+                let _ = std::fs::remove_file(&record);
+                command.args(["--db-url", &record.display().to_string()]);
+                command.spawn().map_err(|e| format!("oha: {e}"))
+            })
+            .collect()
+    };
+    // Two seconds of the same load as other subjects first: the broker's and PostgreSQL's
+    // first requests (connections, caches, the first plans) are not what is measured.
+    for child in start("warm", 2)? {
+        child.wait_with_output().map_err(|e| format!("oha: {e}"))?;
+    }
+    // What the build and the set-up left in the page cache goes to disk now, not in the
+    // middle of the load: a burst of writeback holds up PostgreSQL's WAL flushes, and with them
+    // every commit, for 100 ms (BENCHMARKS.md, "Tail latency").
+    settle_disk()?;
     eprintln!(
         "load: {} requests/s for {seconds} s",
         SIGN_RATE + BATCH_RATE + LIST_RATE
     );
-    let children: Vec<std::process::Child> = runs
-        .iter()
-        .map(|r| r.command().spawn().map_err(|e| format!("oha: {e}")))
-        .collect::<Result<_, _>>()?;
+    let children = start("load", seconds)?;
     let pid = broker.pid();
     let started = Instant::now();
     let mut rss = Vec::new();
@@ -291,6 +330,12 @@ async fn load(
     })
     .await
     .map_err(|e| e.to_string())??;
+    // The broker's own view (latency by route, audit commits), for finding where a tail comes
+    // from: the client's p99 includes its own scheduling, the broker's does not.
+    if let Ok(metrics) = client.get(format!("{}/metrics", broker.base)).send().await {
+        let text = metrics.text().await.unwrap_or_default();
+        let _ = std::fs::write(setup.logs.join("load-metrics.txt"), text);
+    }
     let loads: Vec<Load> = outputs
         .iter()
         .map(Load::from_output)
@@ -308,11 +353,12 @@ async fn load(
         "0 errors, ≥ 1,485 req/s",
         errors == 0 && total_rps >= 1485.0,
     );
-    // 20 ms holds for every request that signs or lists once. A batch signs 100 URLs, at least
-    // 13 ms of RSA on both cores with nothing else running, and yields to single URLs by design
-    // (they have a signing pool of their own): its goal is 100 ms.
+    // A single URL: 10 ms. A listing waits for the storage backend too: 20 ms. A batch signs
+    // 100 URLs, at least 13 ms of RSA on both cores with nothing else running, and yields the
+    // cores to everything else by design (its signing threads are in the idle scheduling
+    // class): its goal is 100 ms.
     for (name, l, goal, limit) in [
-        ("sign", sign, "p99 ≤ 20 ms", 20.0),
+        ("sign", sign, "p99 ≤ 10 ms", 10.0),
         ("listing", list, "p99 ≤ 20 ms", 20.0),
         ("batch of 100", batch, "p99 ≤ 100 ms", 100.0),
     ] {
@@ -368,6 +414,18 @@ async fn load(
         audited >= received && audited <= received + in_flight,
     );
     Ok(())
+}
+
+/// Writes every dirty page of the machine to disk (`sync`).
+fn settle_disk() -> Result<(), String> {
+    let status = std::process::Command::new("sync")
+        .status()
+        .map_err(|e| format!("sync: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("sync: {status}"))
+    }
 }
 
 /// One answer seen while a fault was under way.

@@ -4,11 +4,11 @@
 //! nothing and works only for the query that gave it. Reading the audit is itself audited.
 
 use super::access::{AuditTrail, BucketAccess, Operation};
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, ApiQuery, AppState, Caller};
 use crate::policy::{Action, Scope, may_read_all_audit};
 use crate::store::{AuditFilter, AuditRow};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -229,7 +229,7 @@ pub async fn bucket_audit(
     State(state): State<AppState>,
     caller: Caller,
     Path(bucket): Path<String>,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let filter = filter(&query, Some(bucket.clone()))?;
     let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
@@ -251,8 +251,8 @@ pub async fn bucket_audit(
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<AuditQuery>,
-    Query(only): Query<OnlyBucket>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+    ApiQuery(only): ApiQuery<OnlyBucket>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let filter = filter(&query, only.bucket.filter(|b| !b.is_empty()))?;
     let mut trail = AuditTrail::new(&state, &caller);

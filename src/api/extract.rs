@@ -1,4 +1,5 @@
-//! Request extractors: the JSON body (rejections as problem+json) and the authenticated caller.
+//! Request extractors: the JSON body and the query string (rejections as problem+json) and the
+//! authenticated caller.
 
 use super::{ApiError, AppState};
 use crate::identity::{Principal, bearer_token};
@@ -31,6 +32,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 Err(ApiError::bad_request("invalid_request", e.body_text()))
             }
             Err(e) => Err(ApiError::bad_request("invalid_json", e.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query`, with every rejection (a number out of range, bad percent-encoding)
+/// answered as problem+json `invalid_request`.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(e) => Err(ApiError::bad_request("invalid_request", e.body_text())),
         }
     }
 }

@@ -23,7 +23,7 @@ pub use credentials::{
     DEFAULT_DURATION as DEFAULT_CREDENTIALS_DURATION, GcsToken, S3Credentials, StorageLocation,
 };
 pub use error::{ApiError, ItemError, Problem, StreamError};
-pub use extract::{ApiJson, Caller};
+pub use extract::{ApiJson, ApiQuery, Caller};
 pub use metrics::Metrics;
 pub use objects::{ManifestEntry, ManifestLine, PrefixRequest};
 pub use sign::{BatchRequest, BatchResponse, BatchResult, SignRequest, SignResponse};

@@ -2,14 +2,14 @@
 //! backend, filtered to what the caller may read, with backend prefixes never shown. No object byte passes here.
 
 use super::access::{Allowed, AuditTrail, BucketAccess, Granted};
-use super::{ApiError, ApiJson, AppState, Caller, ItemError, StreamError};
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller, ItemError, StreamError};
 use crate::backends::{ControlPlane, ObjectInfo};
 use crate::policy::{Action, ObjectKey, ObjectPrefix, Scope, check_text, check_ttl};
 use crate::signer::{BackendSigner, ObjectMethod, ObjectUrl};
 use crate::signing::{BucketName, Expiry, ObjectName, rfc3339_seconds};
 use crate::store::BucketRecord;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -186,7 +186,7 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(bucket): Path<String>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<ObjectList>, ApiError> {
     let access = BucketAccess::resolve(&state, &caller, &bucket).await?;
     let mut trail = AuditTrail::new(&state, &caller);
