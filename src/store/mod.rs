@@ -52,16 +52,14 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let invalid = |e: sqlx::Error| StoreError::Other(format!("invalid database URL: {e}"));
         let options: PgConnectOptions = url.parse().map_err(invalid)?;
-        // Connections are not pinged before each use (sqlx's default): the ping is one more
-        // round trip and wake-up of the server per query, and PostgreSQL spent a sixth less CPU
-        // under the reliability load without it (BENCHMARKS.md, "Tail latency"). A connection
-        // that died fails its query, which answers 503 like any outage, and the pool drops it.
-        // A few are kept open, made before traffic comes instead of on its first burst.
+        // A few connections are kept open, made before traffic comes instead of on its first
+        // burst. Each is still pinged before use (sqlx's default), though that is a sixth of
+        // PostgreSQL's CPU under the reliability load (BENCHMARKS.md, "Tail latency"): without
+        // it, every connection the database dropped fails one request after it comes back.
         let pool = |options: PgConnectOptions, max: u32| {
             PgPoolOptions::new()
                 .max_connections(max)
                 .min_connections(max.min(WARM_CONNECTIONS))
-                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(3))
                 .connect_lazy_with(options)
         };
