@@ -31,15 +31,7 @@ use time::OffsetDateTime;
 const CONCURRENCY: usize = 64;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(err) = rt.block_on(run()) {
-        eprintln!("audit-days bench failed: {err}");
-        std::process::exit(1);
-    }
+    harness::bench_main("audit-days", run);
 }
 
 fn event(n: u64) -> AuditEvent {

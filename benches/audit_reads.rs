@@ -8,6 +8,9 @@
 //! `data/N/` (each 1% of every bucket); a row every few milliseconds over the last days, newest with the highest id.
 
 #[allow(dead_code)]
+#[path = "support/harness.rs"]
+mod harness;
+#[allow(dead_code)]
 #[path = "../tests/api/helpers.rs"]
 mod helpers;
 #[path = "support/report.rs"]
@@ -20,15 +23,7 @@ use std::time::{Duration, Instant};
 const SAMPLES: usize = 400;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(err) = rt.block_on(run()) {
-        eprintln!("audit bench failed: {err}");
-        std::process::exit(1);
-    }
+    harness::bench_main("audit", run);
 }
 
 async fn run() -> Result<(), String> {

@@ -16,7 +16,6 @@ mod report;
 use harness::{BrokerProcess, Load, OhaRun, rss_kib};
 use helpers::{TestDb, TestIdp, repo};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,31 +28,13 @@ const BATCH: usize = 10_000;
 const BATCH_RUNS: usize = 5;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(err) = rt.block_on(run()) {
-        eprintln!("broker bench failed: {err}");
-        std::process::exit(1);
-    }
+    harness::bench_main("broker", run);
 }
 
-fn openssl_multi() -> f64 {
-    let cores = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .to_string();
-    let out = Command::new("openssl")
-        .args(["speed", "-mr", "-seconds", "3", "-multi", &cores, "rsa2048"])
-        .stderr(Stdio::null())
-        .output()
-        .expect("openssl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("+F2:"))
-        .and_then(|l| l.split(':').nth(2)?.parse().ok())
-        .unwrap_or(f64::NAN)
+/// RSA-2048 signatures per second by openssl on every core, for 3 s.
+fn openssl_multi_per_second() -> f64 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    harness::openssl_rsa2048_per_second(3, cores)
 }
 
 fn sign_load(base: &str, token: &str, rate: Option<u32>, seconds: u32) -> Result<Load, String> {
@@ -108,7 +89,7 @@ async fn run() -> Result<(), String> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_kib = rss_kib(pid);
 
-    let openssl_before = openssl_multi();
+    let openssl_before = openssl_multi_per_second();
     eprintln!("load: {RATE} requests/s, {LOAD_RUNS} runs of {LOAD_SECONDS} s");
     let mut runs = Vec::with_capacity(LOAD_RUNS);
     for _ in 0..LOAD_RUNS {
@@ -160,7 +141,7 @@ async fn run() -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;
     let peak_kib = peak.load(Ordering::Relaxed);
-    let openssl_after = openssl_multi();
+    let openssl_after = openssl_multi_per_second();
     let openssl = (openssl_before + openssl_after) / 2.0;
     rates.sort_by(f64::total_cmp);
     let batch_rate = rates[rates.len() / 2];

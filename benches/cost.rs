@@ -24,30 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(err) = rt.block_on(run()) {
-        eprintln!("cost bench failed: {err}");
-        std::process::exit(1);
-    }
-}
-
-/// µs per RSA-2048 signature on one core (`openssl speed rsa2048`).
-fn openssl_rsa_sign_us() -> f64 {
-    let out = Command::new("openssl")
-        .args(["speed", "-mr", "-seconds", "5", "rsa2048"])
-        .stderr(Stdio::null())
-        .output()
-        .expect("openssl");
-    // "+F2:<n>:2048:<signatures per second>:<verifications per second>"
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("+F2:"))
-        .and_then(|l| l.split(':').nth(2)?.parse::<f64>().ok())
-        .map_or(f64::NAN, |per_second| 1e6 / per_second)
+    harness::bench_main("cost", run);
 }
 
 /// One measured run.
@@ -173,7 +150,7 @@ async fn run() -> Result<(), String> {
     let hmac_key = repo().join("tests/fixtures/test-hmac-key.json");
     let mut sections = Vec::new();
     let mut rows = Vec::new();
-    let openssl_us = openssl_rsa_sign_us();
+    let openssl_us = 1e6 / harness::openssl_rsa2048_per_second(5, 1);
     for (label, key) in [
         ("RSA", None),
         ("HMAC", Some(hmac_key.display().to_string())),

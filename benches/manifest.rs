@@ -27,15 +27,7 @@ const BACKEND_BUCKET: &str = "storage-broker-data";
 const SMALL_RUNS: usize = 3;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    if let Err(err) = rt.block_on(run()) {
-        eprintln!("manifest bench failed: {err}");
-        std::process::exit(1);
-    }
+    harness::bench_main("manifest", run);
 }
 
 async fn start_broker(db: &TestDb, idp: &TestIdp, storage: &str) -> Result<BrokerProcess, String> {

@@ -59,6 +59,43 @@ fn stat_cpu_ticks(stat: &str) -> u64 {
     field(11) + field(12)
 }
 
+/// Runs a bench's `run` on a two-worker runtime; on error, says so and exits 1.
+pub fn bench_main<F: std::future::Future<Output = Result<(), String>>>(
+    name: &str,
+    run: impl FnOnce() -> F,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if let Err(err) = rt.block_on(run()) {
+        eprintln!("{name} bench failed: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// RSA-2048 signatures per second by `openssl speed` over `seconds`, on `processes` cores
+/// (`-multi`); NaN when openssl's answer cannot be read.
+pub fn openssl_rsa2048_per_second(seconds: u32, processes: usize) -> f64 {
+    let mut command = Command::new("openssl");
+    command.args(["speed", "-mr", "-seconds", &seconds.to_string()]);
+    if processes > 1 {
+        command.args(["-multi", &processes.to_string()]);
+    }
+    let out = command
+        .arg("rsa2048")
+        .stderr(Stdio::null())
+        .output()
+        .expect("openssl");
+    // "+F2:<n>:2048:<signatures per second>:<verifications per second>"
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("+F2:"))
+        .and_then(|l| l.split(':').nth(2)?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// A whole-number bench setting from the environment, or `default`.
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -36,7 +36,8 @@ pub struct Store {
     direct: Option<PgPool>,
 }
 
-/// Connections each pool keeps open: the audit writers' and one for reads.
+/// Connections each pool keeps open: the two audit writers', the change feed's LISTEN (on this
+/// pool when there is no direct one) and one for reads.
 const WARM_CONNECTIONS: u32 = 4;
 
 impl Store {
