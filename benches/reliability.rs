@@ -225,12 +225,17 @@ async fn load(
         )
         .await?;
     let client = reqwest::Client::new();
-    let items: Vec<Value> = (0..BATCH_ITEMS)
-        .map(|i| json!({ "bucket": "u-load-batch", "object": format!("b/{i:03}.jpg"), "method": "GET" }))
-        .collect();
-    let batch_body = json!({ "items": items }).to_string();
-    let sign_body =
-        json!({ "bucket": "u-load-sign", "object": "photos/a.jpg", "method": "GET" }).to_string();
+    let sign_body = |bucket: &str| {
+        json!({ "bucket": bucket, "object": "photos/a.jpg", "method": "GET" }).to_string()
+    };
+    let batch_body = |bucket: &str| {
+        let items: Vec<Value> = (0..BATCH_ITEMS)
+            .map(
+                |i| json!({ "bucket": bucket, "object": format!("b/{i:03}.jpg"), "method": "GET" }),
+            )
+            .collect();
+        json!({ "items": items }).to_string()
+    };
     // The three kinds of request, each from its own oha, for `seconds`, as the subjects named
     // by `who` (`load` for the measured run): `{who}-sign` signs in its bucket `u-{who}-sign`…
     let mut tokens = HashMap::new();
@@ -261,7 +266,7 @@ async fn load(
                 url: format!("{}/v1/sign", broker.base),
                 method: "POST",
                 token: sign,
-                body: Some(sign_body.replace("u-load-sign", &bucket("sign"))),
+                body: Some(sign_body(&bucket("sign"))),
                 rate: Some(SIGN_RATE),
                 seconds,
                 connections: 64,
@@ -270,7 +275,7 @@ async fn load(
                 url: format!("{}/v1/sign/batch", broker.base),
                 method: "POST",
                 token: batch,
-                body: Some(batch_body.replace("u-load-batch", &bucket("batch"))),
+                body: Some(batch_body(&bucket("batch"))),
                 rate: Some(BATCH_RATE),
                 seconds,
                 connections: 16,
